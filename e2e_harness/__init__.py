@@ -1,0 +1,1 @@
+"""Backup Repository release harness: pins, sources, backends and the pytest plugin."""
