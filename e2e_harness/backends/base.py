@@ -1,0 +1,106 @@
+"""The one interface every backend implements (k3d, local, existing).
+
+Scenario tests only see this interface through the fixtures, never which backend
+runs them. A backend starts or reuses a cluster, deploys the release's components
+from their resolved sources, tells how the server and the subject database are
+reached (from inside pods and from the test process), and stops what it started.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+from ..components import ResolvedSource
+from ..kube import Kube
+from ..release import Release
+
+
+class BackendError(RuntimeError):
+    """The backend could not start, deploy or stop; the message says which step and why."""
+
+
+class BackendUnavailable(BackendError):
+    """This backend cannot run on this machine (a missing capability, named in the message)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every backend gets from the plugin (options and the old harness's knobs)."""
+
+    release: Release
+    project_dir: Path
+    build_dir: Path
+    artifacts_dir: Path
+    run_id: str
+    keep_cluster: bool = False
+    skip_server_install: bool = False
+    skip_client_install: bool = False
+    kube_context: str | None = None
+    cluster_name: str = "e2e-harness"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.build_dir / "bin"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How the test process and pods reach the deployed services."""
+
+    server_url_from_tests: str
+    server_url_in_pods: str
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._kube: Kube | None = None
+
+    def preflight(self) -> None:
+        """Cheap checks of what this backend needs (tools, engines, files), before any
+        source is resolved or built; raises BackendUnavailable naming what is missing."""
+
+    @abstractmethod
+    def start(self) -> None:
+        """Create (or reuse) the cluster; afterwards ``kubeconfig`` is usable."""
+
+    @abstractmethod
+    def deploy(self, sources: Sequence[ResolvedSource]) -> None:
+        """Install CRDs, server, controller and the test subject from ``sources``."""
+
+    @abstractmethod
+    def endpoints(self) -> Endpoints:
+        """Where the server is, as seen from the test process and from pods."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release everything ``start`` and ``deploy`` created (honours keep_cluster)."""
+
+    @property
+    @abstractmethod
+    def kubeconfig(self) -> Path:
+        """A kubeconfig file for this cluster only (never the user's merged config)."""
+
+    @property
+    def kube_context(self) -> str | None:
+        return None
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            self._kube = Kube(self.kubeconfig, self.kube_context)
+        return self._kube
+
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
+        return self.kube.pod_logs(namespace, pod, container)
+
+    def close_client(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None

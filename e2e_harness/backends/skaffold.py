@@ -1,0 +1,101 @@
+"""Deploying the release with skaffold (k3d and existing backends).
+
+The top-level skaffold.yaml holds one config module per piece (``subject``,
+``server``, ``controller``) whose sources are ``.build/<component>``; this module
+only builds the command line, so its use by each backend is unit-testable.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..commands import run
+from ..components import ResolvedSource
+from ..crds import controller_crds, install_crds, server_crds
+from .base import Backend, Endpoints
+from .portforward import PortForward
+
+MODULES = ("subject", "server", "controller")
+
+
+@dataclass(frozen=True)
+class Skaffold:
+    binary: Path
+    project_dir: Path
+    kubeconfig: Path
+    kube_context: str | None
+    default_repo: str | None
+
+    def run_command(self, module: str, tag: str) -> list[str]:
+        """``skaffold run`` for one module: build (unless prebuilt), push, deploy, wait."""
+        if module not in MODULES:
+            raise ValueError(f"unknown skaffold module {module!r}; known: {', '.join(MODULES)}")
+        cmd = [str(self.binary), "run",
+               "--filename", str(self.project_dir / "skaffold.yaml"),
+               "--module", module,
+               "--kubeconfig", str(self.kubeconfig),
+               "--tag", tag,
+               "--status-check=true",
+               "--cache-artifacts=true",
+               "--interactive=false",
+               "--update-check=false"]
+        if self.kube_context:
+            cmd += ["--kube-context", self.kube_context]
+        if self.default_repo:
+            cmd += ["--default-repo", self.default_repo]
+        return cmd
+
+    def delete_command(self, module: str) -> list[str]:
+        cmd = [str(self.binary), "delete", "--filename", str(self.project_dir / "skaffold.yaml"),
+               "--module", module, "--kubeconfig", str(self.kubeconfig)]
+        if self.kube_context:
+            cmd += ["--kube-context", self.kube_context]
+        return cmd
+
+
+# --- shared by the backends that deploy into a real cluster with skaffold -----------------
+SERVER_NAMESPACE = "backups"
+SERVER_SERVICE = "server-backup-repository-server"  # release "server" of the server's chart
+SERVER_PORT = 8080
+
+
+class SkaffoldBackend(Backend):
+    """Deploys CRDs, subject, server and controller with skaffold; reaches the server by port-forward."""
+
+    _forward: PortForward | None = None
+
+    @abstractmethod
+    def skaffold(self) -> Skaffold:
+        """The skaffold invocation for this cluster (registry, kubeconfig, context)."""
+
+    def deploy(self, sources: Sequence[ResolvedSource]) -> None:
+        by_name = {s.component.name: s for s in sources}
+        install_crds(self.kube, controller_crds(by_name["backup-maker-controller"]))
+        install_crds(self.kube, server_crds(by_name["backup-repository"]))
+        steps = [("subject", "subject database", False),
+                 ("server", "backup-repository server", self.settings.skip_server_install),
+                 ("controller", "backup-maker-controller", self.settings.skip_client_install)]
+        if all(skip for _, _, skip in steps[1:]):
+            return
+        skaffold = self.skaffold()
+        for module, what, skip in steps:
+            if not skip:
+                run(skaffold.run_command(module, self.settings.run_id), what=f"skaffold: {what}", timeout=1800)
+
+    def endpoints(self) -> Endpoints:
+        if self._forward is None:
+            self._forward = PortForward(self.settings.bin_dir / "kubectl", self.kubeconfig, SERVER_NAMESPACE,
+                                        SERVER_SERVICE, SERVER_PORT, self.kube_context)
+            self._forward.start()
+        return Endpoints(
+            server_url_from_tests=f"http://127.0.0.1:{self._forward.local_port}",
+            server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}")
+
+    def stop(self) -> None:
+        if self._forward:
+            self._forward.stop()
+            self._forward = None
+        self.close_client()
