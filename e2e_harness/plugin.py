@@ -1,0 +1,199 @@
+"""The pytest plugin (entry point ``pytest11``): options, knobs and the harness's fixtures.
+
+Fixtures, from the outside in: ``release`` (validated pins), ``components``
+(sources at those pins), ``cluster`` (the backend, started and deployed, one per
+session) and ``namespace`` (a fresh namespace per test, removed per
+``--keep-namespaces``). The release is validated right after collection, before
+any fixture runs, whenever a collected test needs it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Settings, backend_class
+from .components import ResolvedSource, SourceResolver
+from .knobs import KnobError, Knobs
+from .release import Release, ReleaseError, load_release
+
+log = logging.getLogger("e2e_harness")
+
+KEEP_NAMESPACES = ("never", "on-failure", "always")
+RUN_LABEL = "e2e-harness.riotkit.org/run"
+
+
+@dataclass
+class HarnessState:
+    """Per-session state shared by the hooks and fixtures."""
+
+    run_id: str
+    project_dir: Path
+    build_dir: Path
+    artifacts_dir: Path
+    knobs: Knobs | None = None
+    release: Release | None = None
+    sources: list[ResolvedSource] = field(default_factory=list)
+    backend_name: str = ""
+    all_skipped: bool = False
+
+
+STATE = pytest.StashKey[HarnessState]()
+REPORTS = pytest.StashKey[dict]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("e2e-harness", "Backup Repository release harness")
+    group.addoption("--release-env", default=None, metavar="PATH",
+                    help="component pins (default: release.env in the project directory)")
+    group.addoption("--backend", choices=BACKEND_NAMES, default="auto",
+                    help="where to run: k3d (Docker), local (host processes), existing (a kubeconfig "
+                         "context), auto = k3d when a Docker engine answers, else local")
+    group.addoption("--keep-cluster", action="store_true", default=False,
+                    help="do not delete the cluster the backend created")
+    group.addoption("--artifacts-dir", default=None, metavar="DIR",
+                    help="reports, logs and failure bundles (default: .build/artifacts/<run-id>)")
+    group.addoption("--keep-namespaces", choices=KEEP_NAMESPACES, default="never",
+                    help="keep test namespaces for inspection: never, on-failure or always")
+    group.addoption("--kube-context", default=None,
+                    help="kubeconfig context for --backend existing (read only: never switched)")
+    group.addoption("--build-dir", default=None, metavar="DIR",
+                    help="component sources, tools and state (default: .build in the project directory)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "e2e: scenario test that needs a running backend")
+    project_dir = Path(config.rootpath)
+    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    build_dir = Path(config.getoption("--build-dir") or project_dir / ".build").absolute()
+    artifacts = Path(config.getoption("--artifacts-dir") or build_dir / "artifacts" / run_id).absolute()
+    config.stash[STATE] = HarnessState(run_id, project_dir, build_dir, artifacts)
+    config.stash[REPORTS] = {}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Validate knobs and release.env before any expensive fixture runs."""
+    if not any("release" in getattr(item, "fixturenames", ()) for item in session.items):
+        return
+    state = session.config.stash[STATE]
+    path = session.config.getoption("--release-env") or state.project_dir / "release.env"
+    try:
+        state.knobs = Knobs.from_env()
+        state.release = load_release(path)
+    except (ReleaseError, KnobError) as exc:
+        pytest.exit(f"e2e-harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    item.config.stash[REPORTS].setdefault(item.nodeid, {})[report.when] = report
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
+    """A scenario run in which every scenario was skipped did not test the release: not green."""
+    scenarios = [i for i in session.items if "cluster" in getattr(i, "fixturenames", ())]
+    if not scenarios or exitstatus != pytest.ExitCode.OK or session.config.option.collectonly:
+        return
+    reports = session.config.stash[REPORTS]
+    ran = [i for i in scenarios if any(not r.skipped for r in reports.get(i.nodeid, {}).values()
+                                       if r.when == "call")]
+    if not ran:
+        session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+        session.config.stash[STATE].all_skipped = True
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return
+    if state.all_skipped:
+        terminalreporter.section("no scenario ran", red=True)
+        terminalreporter.write_line("every scenario was skipped (see the skip reasons above), so this "
+                                    "release was not tested; exit status 5")
+    if state.release is None:
+        return
+    terminalreporter.section("release under test")
+    for key, value in state.release.values.items():
+        terminalreporter.write_line(f"{key}={value}  ({state.release.origins[key]})")
+    for source in state.sources:
+        terminalreporter.write_line(source.describe())
+    if state.backend_name:
+        terminalreporter.write_line(f"backend: {state.backend_name}")
+
+
+# --- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def harness_state(request: pytest.FixtureRequest) -> HarnessState:
+    return request.config.stash[STATE]
+
+
+@pytest.fixture(scope="session")
+def release(harness_state: HarnessState) -> Release:
+    assert harness_state.release is not None, "release is loaded after collection"
+    return harness_state.release
+
+
+@pytest.fixture(scope="session")
+def components(release: Release, harness_state: HarnessState) -> list[ResolvedSource]:
+    knobs = harness_state.knobs
+    resolver = SourceResolver(harness_state.build_dir, skip_git_pull=knobs.skip_git_pull,
+                              mode=knobs.component_source, progress=_progress)
+    harness_state.sources = resolver.resolve_release(release)
+    return harness_state.sources
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, release: Release, harness_state: HarnessState):
+    """The backend, started and with the release deployed; stopped at the end of the session."""
+    config = request.config
+    knobs = harness_state.knobs
+    settings = Settings(release=release, project_dir=harness_state.project_dir,
+                        build_dir=harness_state.build_dir, artifacts_dir=harness_state.artifacts_dir,
+                        run_id=harness_state.run_id, keep_cluster=config.getoption("--keep-cluster"),
+                        skip_server_install=knobs.skip_server_install,
+                        skip_client_install=knobs.skip_client_install,
+                        kube_context=config.getoption("--kube-context"))
+    try:
+        backend: Backend = backend_class(config.getoption("--backend"))(settings)
+        backend.preflight()  # before any source is resolved or built
+    except BackendUnavailable as exc:
+        pytest.skip(f"backend unavailable: {exc}")
+    harness_state.backend_name = backend.name
+    sources = request.getfixturevalue("components")
+    try:
+        _progress(f"backend {backend.name}: starting")
+        backend.start()
+        _progress(f"backend {backend.name}: deploying")
+        backend.deploy(sources)
+        yield backend
+    finally:
+        _progress(f"backend {backend.name}: stopping")
+        backend.stop()
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest, cluster: Backend, harness_state: HarnessState) -> str:
+    """A fresh namespace named after the test; deleted per --keep-namespaces."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].rstrip("-")
+    name = f"{slug}-{secrets.token_hex(3)}"
+    cluster.kube.create_namespace(name, {RUN_LABEL: harness_state.run_id})
+    yield name
+    policy = request.config.getoption("--keep-namespaces")
+    reports = request.config.stash[REPORTS].get(request.node.nodeid, {})
+    failed = any(r.failed for r in reports.values())
+    if policy == "always" or (policy == "on-failure" and failed):
+        _progress(f"keeping namespace {name} (--keep-namespaces={policy})")
+        return
+    cluster.kube.delete_namespace(name)
+
+
+def _progress(message: str) -> None:
+    log.info(message)

@@ -1,0 +1,58 @@
+"""The plugin as users meet it: pytest's command line in a subprocess, in this project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from .conftest import PROJECT_DIR
+
+
+def pytest_run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+
+def test_help_lists_the_plugin_options():
+    out = pytest_run("--help").stdout
+    for option in ("--release-env", "--backend", "--keep-cluster", "--artifacts-dir", "--keep-namespaces",
+                   "--kube-context"):
+        assert option in out
+    assert "{auto,k3d,local,existing}" in out
+
+
+def test_scenarios_are_collected():
+    result = pytest_run("--collect-only", "-q", "tests/e2e")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "tests/e2e/test_install.py::test_custom_resource_definition_is_established" in result.stdout
+
+
+def test_malformed_release_env_stops_the_run_before_any_work(tmp_path):
+    bad = tmp_path / "release.env"
+    bad.write_text((PROJECT_DIR / "release.env").read_text().replace("CONTROLLER_VERSION=v0.1.3",
+                                                                       "CONTROLLER_VERSION=v0.1.3 beta"))
+    started = time.monotonic()
+    result = pytest_run("tests/e2e", "--release-env", str(bad), env={"COMPONENT_SOURCE": "git"})
+    elapsed = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode == 4, output
+    assert f"{bad}:" in output and "CONTROLLER_VERSION" in output and "malformed" in output
+    assert not (tmp_path / ".build").exists()
+    print(f"malformed release.env rejected in {elapsed:.2f}s")
+
+
+def test_a_bad_knob_is_an_error_not_false():
+    result = pytest_run("tests/e2e", env={"SKIP_GIT_PULL": "maybe"})
+    assert result.returncode == 4
+    assert "SKIP_GIT_PULL='maybe'" in result.stdout + result.stderr
+
+
+def test_unavailable_backend_skips_with_the_capability_and_is_not_green(tmp_path):
+    result = pytest_run("tests/e2e", "--backend", "local", "-rs", "--build-dir", str(tmp_path / "build"))
+    output = result.stdout + result.stderr
+    assert "backend unavailable" in output and "local backend" in output
+    assert result.returncode == 5, output
+    assert "no scenario ran" in output
+    assert not (tmp_path / "build").exists(), "nothing resolved or built for an unavailable backend"
