@@ -1,0 +1,47 @@
+# Backup Repository release harness.
+#   make test    the e2e suite on the best available backend (k3d with Docker, else local)
+#   make check   the harness's own tests
+#   make tools   pinned kubectl, k3d, helm, skaffold into .build/bin (sha256-verified)
+SHELL := /bin/bash
+PYTHON ?= python3
+BUILD := .build
+VENV := $(BUILD)/venv
+BIN := $(BUILD)/bin
+BACKEND ?= auto
+TOOLS_MANIFEST ?=
+PYTEST_ARGS ?=
+
+.PHONY: test check tools venv system-deps clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:
+	@missing=""; \
+	command -v git >/dev/null || missing="$$missing git"; \
+	command -v gpg >/dev/null || missing="$$missing gnupg"; \
+	command -v go >/dev/null || missing="$$missing golang-go"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing tools:$$missing; install them, e.g.: sudo apt-get install$$missing" >&2; exit 1; fi; \
+	fi
+
+tools: venv
+	$(VENV)/bin/python -m e2e_harness.tools install --dest $(BIN) $(if $(TOOLS_MANIFEST),--manifest $(TOOLS_MANIFEST))
+
+check: system-deps venv
+	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+
+test: system-deps venv
+	@if [ "$(BACKEND)" = k3d ] || [ "$(BACKEND)" = existing ] || { [ "$(BACKEND)" = auto ] && docker info >/dev/null 2>&1; }; then \
+	  $(MAKE) --no-print-directory tools; fi
+	PATH="$(abspath $(BIN)):$$PATH" $(VENV)/bin/python -m pytest tests/e2e --backend $(BACKEND) \
+	  --junitxml $(BUILD)/junit-e2e.xml $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(BIN) $(BUILD)/artifacts
