@@ -30,11 +30,15 @@ WATCH_CHUNK_SECONDS = 30  # one watch request at most this long, re-opened until
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth a retry: the API server is (re)starting or overloaded."""
+    """Errors worth a retry: the API server is (re)starting or overloaded.
+
+    Not 500: the API server answers 500 for some invalid requests too (e.g. a
+    server-side apply whose field has the wrong type), and retrying hides them.
+    """
     if isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError)):
         return True
     status = getattr(exc, "status", None)
-    return isinstance(exc, (ApiException, DynamicApiError)) and status in (429, 500, 502, 503, 504)
+    return isinstance(exc, (ApiException, DynamicApiError)) and status in (429, 502, 503, 504)
 
 
 transient = retry(retry=retry_if_exception(is_transient), stop=stop_after_attempt(6),

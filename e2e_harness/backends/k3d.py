@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..commands import CommandError, run
+from ..processes import free_port
 from .base import BackendError, BackendUnavailable
 from .skaffold import Skaffold, SkaffoldBackend
 
@@ -77,12 +77,6 @@ def docker_engine_available(timeout: float = 10) -> bool:
         return run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=timeout, check=False).returncode == 0
     except CommandError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class K3dBackend(SkaffoldBackend):

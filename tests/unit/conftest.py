@@ -92,3 +92,39 @@ def file_server(tmp_path: Path):
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
+
+
+# --- a real local control plane (etcd + kube-apiserver + kube-controller-manager) ---------------
+def control_plane_binaries():
+    """Find or build the pinned binaries; skip naming the capability when Go is missing."""
+    from e2e_harness.backends.local import binaries
+    from e2e_harness.backends.local.controlplane import ControlPlaneBinaries
+    from e2e_harness.release import load_release
+
+    release = load_release(PROJECT_DIR / "release.env", environ={})
+    if shutil.which("go") is None and not binaries.find("etcd", release["ETCD_VERSION"], "etcd"):
+        pytest.skip("needs the Go toolchain to build the control plane (capability: go on PATH)")
+    kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"])
+    return ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"]),
+                                kube_apiserver=kube["kube-apiserver"],
+                                kube_controller_manager=kube["kube-controller-manager"])
+
+
+@pytest.fixture(scope="session")
+def control_plane(tmp_path_factory):
+    from e2e_harness.backends.local.controlplane import ControlPlane
+
+    state = tmp_path_factory.mktemp("control-plane")
+    plane = ControlPlane(control_plane_binaries(), state, state / "logs")
+    plane.start()
+    yield plane
+    plane.stop()
+
+
+@pytest.fixture(scope="session")
+def kube(control_plane):
+    from e2e_harness.kube import Kube
+
+    client = Kube(control_plane.kubeconfig)
+    yield client
+    client.close()

@@ -1,0 +1,176 @@
+"""kube-apiserver, kube-controller-manager and etcd at the release's pinned versions.
+
+Looked for, in order: on PATH, in ``KUBEBUILDER_ASSETS`` (the envtest convention),
+in the cache outside the repository (``$XDG_CACHE_HOME/e2e-harness``), and
+otherwise built once from Go modules. ``k8s.io/kubernetes`` is not meant to be a
+dependency, so a small generated module requires it and replaces each
+``k8s.io/<staging>`` module (which its own go.mod points at ./staging) with the
+published ``v0.Y.Z`` of the same release.
+
+``python -m e2e_harness.backends.local.binaries`` finds or builds them ahead of a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from ...commands import CommandError, run
+
+log = logging.getLogger("e2e_harness.local.binaries")
+
+KUBE_MODULE = "k8s.io/kubernetes"
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+BUILD_TIMEOUT = 3600
+STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
+GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
+
+
+class BinaryError(RuntimeError):
+    pass
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "e2e-harness"
+
+
+def _version_of(binary: Path) -> str:
+    try:
+        out = run([binary, "--version"], timeout=30, check=False)
+    except CommandError:
+        return ""
+    m = re.search(r"v?\d+\.\d+\.\d+", out.stdout + out.stderr)
+    return ("v" + m.group(0).lstrip("v")) if m else ""
+
+
+def _candidates(name: str, version: str, subdir: str) -> list[Path]:
+    found = []
+    on_path = shutil.which(name)
+    if on_path:
+        found.append(Path(on_path))
+    assets = os.environ.get("KUBEBUILDER_ASSETS")
+    if assets:
+        found.append(Path(assets) / name)
+    found.append(cache_root() / subdir / version / "bin" / name)
+    return found
+
+
+def find(name: str, version: str, subdir: str) -> Path | None:
+    """The first existing binary named ``name`` that reports ``version``."""
+    for path in _candidates(name, version, subdir):
+        if path.is_file() and os.access(path, os.X_OK) and _version_of(path) == version:
+            return path
+    return None
+
+
+def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
+    found = {name: find(name, version, "kubernetes") for name in KUBE_COMMANDS}
+    if all(found.values()):
+        return found  # type: ignore[return-value]
+    dest = cache_root() / "kubernetes" / version / "bin"
+    progress(f"building kube-apiserver and kube-controller-manager {version} from Go modules "
+             f"(once; cached in {dest}, about 5 minutes on 2 cores)")
+    major, minor = version.lstrip("v").split(".")[:2]
+    stamp = "k8s.io/component-base/version"  # what `--version` and /version report
+    ldflags = f"-X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} -X {stamp}.gitMinor={minor}"
+    _build(KUBE_MODULE, version, [f"{KUBE_MODULE}/cmd/{c}" for c in KUBE_COMMANDS], dest,
+           replaces=_staging_replaces(version), ldflags=ldflags)
+    return {name: dest / name for name in KUBE_COMMANDS}
+
+
+def etcd_binary(version: str, progress=log.info) -> Path:
+    found = find("etcd", version, "etcd")
+    if found:
+        return found
+    dest = cache_root() / "etcd" / version / "bin"
+    progress(f"building etcd {version} from Go modules (once; cached in {dest})")
+    _build(ETCD_MODULE, version, [ETCD_MODULE], dest, outputs={ETCD_MODULE: "etcd"})
+    return dest / "etcd"
+
+
+def _staging_replaces(version: str) -> dict[str, str]:
+    """k8s.io/kubernetes's go.mod points its staging modules at ./staging; use v0.Y.Z instead."""
+    info = _go_download(f"{KUBE_MODULE}@{version}")
+    staging = STAGING_REPLACE.findall(Path(info["GoMod"]).read_text())
+    if not staging:
+        raise BinaryError(f"{KUBE_MODULE}@{version}: no staging replace directives found in its go.mod")
+    published = "v0" + version[version.index("."):]
+    return {module: published for module in staging}
+
+
+def _go_download(module_at_version: str) -> dict:
+    with tempfile.TemporaryDirectory() as scratch:
+        result = run(["go", "mod", "download", "-json", module_at_version], cwd=Path(scratch), env=GO_ENV,
+                     timeout=900, check=False, what=f"go mod download {module_at_version}")
+    info = json.loads(result.stdout or "{}")
+    if result.returncode or info.get("Error"):
+        raise BinaryError(f"cannot download {module_at_version} from the Go module proxy: "
+                          f"{info.get('Error') or result.stderr.strip()}")
+    return info
+
+
+def _build(module: str, version: str, packages: list[str], dest: Path, *,
+           replaces: dict[str, str] | None = None, outputs: dict[str, str] | None = None,
+           ldflags: str = "") -> None:
+    """Build ``packages`` of ``module@version`` through a generated module into ``dest``."""
+    if shutil.which("go") is None:
+        raise BinaryError("building the control plane needs the Go toolchain (go on PATH); install it "
+                          "or put the binaries on PATH / in KUBEBUILDER_ASSETS")
+    dest.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="e2e-build-") as workdir:
+        work = Path(workdir)
+        lines = ["module example.local/e2e-harness-binaries", "", "go 1.24", "", f"require {module} {version}"]
+        if replaces:
+            lines += ["", "replace ("] + [f"\t{m} => {m} {v}" for m, v in sorted(replaces.items())] + [")"]
+        (work / "go.mod").write_text("\n".join(lines) + "\n")
+        imports = "\n".join(f'\t_ "{p}"' for p in packages)
+        (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
+        what = f"building {module}@{version}"
+        try:
+            run(["go", "mod", "tidy"], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT, what=f"{what}: go mod tidy")
+            for package in packages:
+                name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
+                partial = dest / f".{name}.partial"
+                run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT,
+                    what=f"{what}: go build {package}")
+                partial.replace(dest / name)
+        except CommandError as exc:
+            raise BinaryError(str(exc)) from None
+    log.info("built %s@%s in %.0fs", module, version, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from ...release import ReleaseError, load_release
+
+    parser = argparse.ArgumentParser(prog="python -m e2e_harness.backends.local.binaries",
+                                     description="Find or build the local backend's control plane binaries.")
+    parser.add_argument("--release-env", type=Path, default=Path("release.env"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="binaries: %(message)s")
+    try:
+        release = load_release(args.release_env)
+        started = time.monotonic()
+        for name, path in kubernetes_binaries(release["KUBERNETES_VERSION"], progress=log.info).items():
+            print(f"{name} {release['KUBERNETES_VERSION']}: {path}")
+        print(f"etcd {release['ETCD_VERSION']}: {etcd_binary(release['ETCD_VERSION'], progress=log.info)}")
+        log.info("ready in %.0fs", time.monotonic() - started)
+    except (ReleaseError, BinaryError) as exc:
+        print(f"binaries: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
