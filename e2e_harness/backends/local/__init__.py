@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..base import Backend, BackendUnavailable
-from . import binaries
 from .controlplane import ControlPlane, ControlPlaneBinaries
 
 
@@ -28,6 +27,8 @@ class LocalBackend(Backend):
                                  "(needs Docker) or --backend existing")
 
     def start(self) -> None:
+        from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
+
         release = self.settings.release
         kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"])
         self.control_plane = ControlPlane(
