@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 log = logging.getLogger("e2e_harness.processes")
 
 PR_SET_PDEATHSIG = 1
-STOP_TIMEOUT = 15
+STOP_TIMEOUT = 10
 _LIVE_GROUPS: "weakref.WeakSet[ProcessGroup]" = weakref.WeakSet()
 
 

@@ -12,6 +12,12 @@ from pathlib import Path
 
 from ..base import Backend, BackendUnavailable
 from .controlplane import ControlPlane, ControlPlaneBinaries
+from .node_agent import NodeAgent, Toolset
+
+NODE_NAME = "e2e-local-node"
+# Images the node agent can run, mapped to host toolsets. The release's own images
+# (backup-maker, pgbr) join this table with issue #4.
+IMAGES = {"busybox": Toolset("host-shell")}
 
 
 class LocalBackend(Backend):
@@ -20,6 +26,7 @@ class LocalBackend(Backend):
     def __init__(self, settings):
         super().__init__(settings)
         self.control_plane: ControlPlane | None = None
+        self.agent: NodeAgent | None = None
 
     def preflight(self) -> None:
         raise BackendUnavailable("the local backend cannot deploy the release's components yet (server, "
@@ -38,6 +45,11 @@ class LocalBackend(Backend):
             state_dir=self.settings.build_dir / "local" / self.settings.run_id,
             log_dir=self.settings.artifacts_dir / "control-plane")
         self.control_plane.start()
+        # The cluster is private to this run: the agent runs pods of every namespace.
+        self.agent = NodeAgent(self.kube, NODE_NAME, self.settings.build_dir / "local" / self.settings.run_id / "pods",
+                               IMAGES, namespace_selector=lambda namespace: True)
+        self.agent.register_node()
+        self.agent.start()
 
     def deploy(self, sources) -> None:
         raise BackendUnavailable("deploying components on the local backend is issue #4")
@@ -51,7 +63,14 @@ class LocalBackend(Backend):
             raise BackendUnavailable("the local backend's control plane is not started")
         return self.control_plane.kubeconfig
 
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
+        return self.agent.pod_logs(namespace, pod, container) if self.agent else ""
+
     def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+            self.agent = None
         self.close_client()
         if self.control_plane is not None:
             self.control_plane.stop()
+            self.control_plane = None

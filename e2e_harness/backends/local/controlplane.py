@@ -70,7 +70,8 @@ class ControlPlane:
             self.binaries.etcd, "--name", "e2e", "--data-dir", self.state_dir / "etcd",
             "--listen-client-urls", url, "--advertise-client-urls", url,
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
-            "--initial-cluster", f"e2e={peer_url}", "--unsafe-no-fsync", "--log-level", "warn"])
+            "--initial-cluster", f"e2e={peer_url}", "--listen-metrics-urls", "",
+            "--unsafe-no-fsync", "--log-level", "warn"])
         self._wait_healthy("etcd", f"{url}/health", lambda r: r.ok and r.json().get("health") == "true")
         return url
 
@@ -91,6 +92,8 @@ class ControlPlane:
             "--authorization-mode", "RBAC",
             # No kubelet mounts service account tokens: pods run without them.
             "--disable-admission-plugins", "ServiceAccount",
+            # A loopback advertise address cannot back the kubernetes Service's endpoints.
+            "--endpoint-reconciler-type", "none",
             "--cert-dir", self.state_dir / "apiserver-certs"])
         self._wait_healthy("kube-apiserver", f"{self.apiserver_url}/readyz", lambda r: r.status_code == 200,
                            cert=(str(pki.admin_cert), str(pki.admin_key)), verify=str(pki.ca_cert))
@@ -114,7 +117,6 @@ class ControlPlane:
         port = free_port()
         self.processes.start("kube-controller-manager", [
             self.binaries.kube_controller_manager, "--kubeconfig", self.kubeconfig,
-            "--authentication-kubeconfig", self.kubeconfig, "--authorization-kubeconfig", self.kubeconfig,
             "--controllers", ",".join(CONTROLLERS), "--leader-elect=false",
             "--use-service-account-credentials=false",
             "--bind-address", "127.0.0.1", "--secure-port", str(port),
