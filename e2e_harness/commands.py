@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from . import progress
 from .knobs import flag
 
 log = logging.getLogger("e2e_harness.commands")
@@ -49,11 +50,12 @@ def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:
 
 def run(args: Sequence[str | os.PathLike], *, cwd: Path | None = None,
         env: Mapping[str, str] | None = None, timeout: float = 600,
-        what: str | None = None, check: bool = True) -> Result:
+        what: str | None = None, check: bool = True, secret_output: bool = False) -> Result:
     """Run ``args`` (no shell), wait at most ``timeout`` seconds.
 
     ``env`` entries are added to the current environment. With ``check`` a non-zero
     exit raises CommandError naming ``what`` (a human description of the step).
+    ``secret_output`` (e.g. a kubeconfig with keys) keeps stdout out of VERBOSE output.
     """
     argv = tuple(str(a) for a in args)
     printable = shlex.join(argv)
@@ -73,9 +75,8 @@ def run(args: Sequence[str | os.PathLike], *, cwd: Path | None = None,
         raise CommandError(f"{what}: `{printable}` did not finish within {timeout:.0f}s; "
                            f"last output:\n{tail(output)}", returncode=None, output=output) from None
     if verbose():
-        for stream in (proc.stdout, proc.stderr):
-            if stream.strip():
-                log.info("%s:\n%s", printable, stream.rstrip())
+        progress.say(f"ran `{printable}`: exit {proc.returncode}")
+        progress.detail(proc.stderr if secret_output else proc.stdout + proc.stderr)
     result = Result(argv, proc.returncode, proc.stdout, proc.stderr)
     if check and proc.returncode != 0:
         output = proc.stdout + proc.stderr

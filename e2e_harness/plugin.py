@@ -9,7 +9,6 @@ any fixture runs, whenever a collected test needs it.
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 import time
@@ -18,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from . import progress
 from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Settings, backend_class
 from .components import ResolvedSource, SourceResolver
+from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
+from .masking import MASKER
 from .release import Release, ReleaseError, load_release
-
-log = logging.getLogger("e2e_harness")
+from .report import TestResult, release_properties, render_markdown, write_report
 
 KEEP_NAMESPACES = ("never", "on-failure", "always")
 RUN_LABEL = "e2e-harness.riotkit.org/run"
@@ -42,6 +43,8 @@ class HarnessState:
     sources: list[ResolvedSource] = field(default_factory=list)
     backend_name: str = ""
     all_skipped: bool = False
+    bundles: dict[str, Path] = field(default_factory=dict)
+    report_path: Path | None = None
 
 
 STATE = pytest.StashKey[HarnessState]()
@@ -77,6 +80,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORTS] = {}
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        progress.configure(lambda line: reporter.write_line(line), MASKER.mask)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate knobs and release.env before any expensive fixture runs."""
     if not any("release" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -94,11 +103,38 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     item.config.stash[REPORTS].setdefault(item.nodeid, {})[report.when] = report
+    if report.failed:
+        _attach_failure_bundle(item, report)
+        masked = MASKER.mask(str(report.longrepr))
+        if masked != str(report.longrepr):
+            report.longrepr = masked
     return report
 
 
+def _attach_failure_bundle(item: pytest.Item, report) -> None:
+    """Collect the bundle of a failed scenario once, and name its path in the report."""
+    state = item.config.stash[STATE]
+    funcargs = getattr(item, "funcargs", {})
+    namespace, backend = funcargs.get("namespace"), funcargs.get("cluster")
+    if not isinstance(backend, Backend) or not isinstance(namespace, str) or item.nodeid in state.bundles:
+        return
+    dest = bundle_dir(state.artifacts_dir, item.nodeid)
+    try:
+        collect_bundle(backend.kube, lambda ns, pod, c: backend.pod_logs(ns, pod, c),
+                       [namespace, *backend.diagnostic_namespaces()], dest, MASKER, backend.service_logs())
+    except Exception as exc:  # noqa: BLE001 - a broken collector must not hide the test's own failure
+        report.sections.append(("failure bundle", f"could not be collected: {type(exc).__name__}: {exc}"))
+        return
+    state.bundles[item.nodeid] = dest
+    report.sections.append(("failure bundle", str(dest)))
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    """A scenario run in which every scenario was skipped did not test the release: not green."""
+    """Report the release; and a run whose scenarios were all skipped did not test it: not green."""
+    state = session.config.stash[STATE]
+    if state.release is not None and not session.config.option.collectonly:
+        _write_reports(session, state)
     scenarios = [i for i in session.items if "cluster" in getattr(i, "fixturenames", ())]
     if not scenarios or exitstatus != pytest.ExitCode.OK or session.config.option.collectonly:
         return
@@ -108,6 +144,37 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
     if not ran:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
         session.config.stash[STATE].all_skipped = True
+
+
+def _write_reports(session: pytest.Session, state: HarnessState) -> None:
+    from _pytest.junitxml import xml_key  # the documented record_testsuite_property uses the same object
+
+    xml = session.config.stash.get(xml_key, None)
+    if xml is not None:
+        for name, value in release_properties(state.release, state.sources, state.backend_name):
+            xml.add_global_property(name, value)
+    results = []
+    for item in session.items:
+        reports = session.config.stash[REPORTS].get(item.nodeid, {})
+        if not reports:
+            continue
+        outcome = "passed"
+        reason = ""
+        for when in ("setup", "call", "teardown"):
+            r = reports.get(when)
+            if r is None:
+                continue
+            if r.failed:
+                outcome = "failed" if when == "call" else "error"
+                break
+            if r.skipped:
+                outcome = "skipped"
+                reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
+                reason = reason.removeprefix("Skipped: ")
+        results.append(TestResult(item.nodeid, outcome, sum(r.duration for r in reports.values()),
+                                  state.bundles.get(item.nodeid), MASKER.mask(reason)))
+    text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir)
+    state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -127,6 +194,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config)
         terminalreporter.write_line(source.describe())
     if state.backend_name:
         terminalreporter.write_line(f"backend: {state.backend_name}")
+    if state.report_path:
+        terminalreporter.write_line(f"report: {state.report_path}")
 
 
 # --- fixtures ------------------------------------------------------------------------------
@@ -145,8 +214,9 @@ def release(harness_state: HarnessState) -> Release:
 def components(release: Release, harness_state: HarnessState) -> list[ResolvedSource]:
     knobs = harness_state.knobs
     resolver = SourceResolver(harness_state.build_dir, skip_git_pull=knobs.skip_git_pull,
-                              mode=knobs.component_source, progress=_progress)
-    harness_state.sources = resolver.resolve_release(release)
+                              mode=knobs.component_source, progress=progress.say)
+    with progress.step("resolving component sources"):
+        harness_state.sources = resolver.resolve_release(release)
     return harness_state.sources
 
 
@@ -163,20 +233,21 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
                         kube_context=config.getoption("--kube-context"))
     try:
         backend: Backend = backend_class(config.getoption("--backend"))(settings)
+        harness_state.backend_name = f"{backend.name} (unavailable)"
         backend.preflight()  # before any source is resolved or built
     except BackendUnavailable as exc:
         pytest.skip(f"backend unavailable: {exc}")
     harness_state.backend_name = backend.name
     sources = request.getfixturevalue("components")
     try:
-        _progress(f"backend {backend.name}: starting")
-        backend.start()
-        _progress(f"backend {backend.name}: deploying")
-        backend.deploy(sources)
+        with progress.step(f"backend {backend.name}: starting the cluster"):
+            backend.start()
+        with progress.step(f"backend {backend.name}: deploying the release"):
+            backend.deploy(sources)
         yield backend
     finally:
-        _progress(f"backend {backend.name}: stopping")
-        backend.stop()
+        with progress.step(f"backend {backend.name}: stopping"):
+            backend.stop()
 
 
 @pytest.fixture
@@ -190,10 +261,6 @@ def namespace(request: pytest.FixtureRequest, cluster: Backend, harness_state: H
     reports = request.config.stash[REPORTS].get(request.node.nodeid, {})
     failed = any(r.failed for r in reports.values())
     if policy == "always" or (policy == "on-failure" and failed):
-        _progress(f"keeping namespace {name} (--keep-namespaces={policy})")
+        progress.say(f"keeping namespace {name} (--keep-namespaces={policy})")
         return
     cluster.kube.delete_namespace(name)
-
-
-def _progress(message: str) -> None:
-    log.info(message)

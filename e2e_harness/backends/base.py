@@ -100,6 +100,14 @@ class Backend(ABC):
     def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self.kube.pod_logs(namespace, pod, container)
 
+    def diagnostic_namespaces(self) -> list[str]:
+        """Namespaces of the deployed services, collected into failure bundles too."""
+        return []
+
+    def service_logs(self) -> dict[str, Path]:
+        """Log files of services running outside the cluster (local backend), by name."""
+        return {}
+
     def close_client(self) -> None:
         if self._kube is not None:
             self._kube.close()

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import progress
 from ..commands import CommandError, run
 from ..processes import free_port
 from .base import BackendError, BackendUnavailable
@@ -119,10 +120,11 @@ class K3dBackend(SkaffoldBackend):
             port = free_port()
             registry_config = self.settings.build_dir / f"k3d-{self.settings.cluster_name}-registries.yaml"
             registry_config.write_text(self.commands.registry_config(port))
-            run(self.commands.create_registry(port), what="k3d registry create", timeout=300)
-            run(self.commands.create_cluster(registry_config), what="k3d cluster create", timeout=600)
+            with progress.step(f"k3d: creating registry and cluster {self.settings.cluster_name}"):
+                run(self.commands.create_registry(port), what="k3d registry create", timeout=300)
+                run(self.commands.create_cluster(registry_config), what="k3d cluster create", timeout=600)
             self._state_file.write_text(json.dumps({"registry_port": port}))
-        kubeconfig = run(self.commands.kubeconfig(), what="k3d kubeconfig get").stdout
+        kubeconfig = run(self.commands.kubeconfig(), what="k3d kubeconfig get", secret_output=True).stdout
         self._kubeconfig.write_text(kubeconfig)
         os.chmod(self._kubeconfig, 0o600)
 

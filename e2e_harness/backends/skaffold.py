@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from .. import progress
 from ..commands import run
 from ..components import ResolvedSource
 from ..crds import controller_crds, install_crds, server_crds
@@ -60,6 +61,8 @@ class Skaffold:
 SERVER_NAMESPACE = "backups"
 SERVER_SERVICE = "server-backup-repository-server"  # release "server" of the server's chart
 SERVER_PORT = 8080
+CONTROLLER_NAMESPACE = "backup-maker-controller"  # skaffold.yaml, module controller
+SUBJECT_NAMESPACE = "db"  # fixtures/k3d/postgres.yaml
 
 
 class SkaffoldBackend(Backend):
@@ -83,7 +86,8 @@ class SkaffoldBackend(Backend):
         skaffold = self.skaffold()
         for module, what, skip in steps:
             if not skip:
-                run(skaffold.run_command(module, self.settings.run_id), what=f"skaffold: {what}", timeout=1800)
+                with progress.step(f"skaffold: building and deploying the {what}"):
+                    run(skaffold.run_command(module, self.settings.run_id), what=f"skaffold: {what}", timeout=1800)
 
     def endpoints(self) -> Endpoints:
         if self._forward is None:
@@ -93,6 +97,9 @@ class SkaffoldBackend(Backend):
         return Endpoints(
             server_url_from_tests=f"http://127.0.0.1:{self._forward.local_port}",
             server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}")
+
+    def diagnostic_namespaces(self) -> list[str]:
+        return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE]
 
     def stop(self) -> None:
         if self._forward:

@@ -128,3 +128,16 @@ def kube(control_plane):
     client = Kube(control_plane.kubeconfig)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def agent(kube, tmp_path_factory):
+    """The node agent on the session's control plane; runs pods of namespaces named t-*."""
+    from e2e_harness.backends.local.node_agent import NodeAgent, Toolset
+
+    node_agent = NodeAgent(kube, "local-node", tmp_path_factory.mktemp("agent"), {"busybox": Toolset("host-shell")},
+                           namespace_selector=lambda ns: ns.startswith("t-"))
+    node_agent.register_node()
+    node_agent.start()
+    yield node_agent
+    node_agent.stop()

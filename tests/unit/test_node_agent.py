@@ -28,16 +28,6 @@ from e2e_harness.waiting import Observation, poll_until
 PROJECT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="session")
-def agent(kube, tmp_path_factory):
-    a = NodeAgent(kube, "local-node", tmp_path_factory.mktemp("agent"), {"busybox": Toolset("host-shell")},
-                     namespace_selector=lambda ns: ns.startswith("t-"))
-    a.register_node()
-    a.start()
-    yield a
-    a.stop()
-
-
 @pytest.fixture
 def ns(kube, agent):
     name = f"t-{uuid.uuid4().hex[:8]}"

@@ -55,4 +55,7 @@ def test_unavailable_backend_skips_with_the_capability_and_is_not_green(tmp_path
     assert "backend unavailable" in output and "local backend" in output
     assert result.returncode == 5, output
     assert "no scenario ran" in output
-    assert not (tmp_path / "build").exists(), "nothing resolved or built for an unavailable backend"
+    build = tmp_path / "build"
+    assert not [p for p in build.iterdir() if p.name != "artifacts"], "nothing resolved or built"
+    report = next(build.glob("artifacts/*/report.md")).read_text()
+    assert "NOT TESTED" in report and "SERVER_VERSION" in report and "skipped" in report

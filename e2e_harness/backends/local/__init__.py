@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ... import progress
 from ..base import Backend, BackendUnavailable
 from .controlplane import ControlPlane, ControlPlaneBinaries
 from .node_agent import NodeAgent, Toolset
@@ -37,9 +38,9 @@ class LocalBackend(Backend):
         from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
 
         release = self.settings.release
-        kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"])
+        kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"], progress=progress.say)
         self.control_plane = ControlPlane(
-            ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"]),
+            ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"], progress=progress.say),
                                  kube_apiserver=kube["kube-apiserver"],
                                  kube_controller_manager=kube["kube-controller-manager"]),
             state_dir=self.settings.build_dir / "local" / self.settings.run_id,
@@ -65,6 +66,11 @@ class LocalBackend(Backend):
 
     def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self.agent.pod_logs(namespace, pod, container) if self.agent else ""
+
+    def service_logs(self) -> dict[str, Path]:
+        if self.control_plane is None:
+            return {}
+        return {p.name: p.log_path for p in self.control_plane.processes.processes}
 
     def stop(self) -> None:
         if self.agent is not None:

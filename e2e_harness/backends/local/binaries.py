@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from ... import progress
 from ...commands import CommandError, run
 
 log = logging.getLogger("e2e_harness.local.binaries")
@@ -137,13 +138,15 @@ def _build(module: str, version: str, packages: list[str], dest: Path, *,
         (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
         what = f"building {module}@{version}"
         try:
-            run(["go", "mod", "tidy"], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT, what=f"{what}: go mod tidy")
-            for package in packages:
-                name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
-                partial = dest / f".{name}.partial"
-                run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT,
-                    what=f"{what}: go build {package}")
-                partial.replace(dest / name)
+            with progress.step(what):  # minutes cold: the heartbeat shows it is alive
+                run(["go", "mod", "tidy"], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT,
+                    what=f"{what}: go mod tidy")
+                for package in packages:
+                    name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
+                    partial = dest / f".{name}.partial"
+                    run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=GO_ENV,
+                        timeout=BUILD_TIMEOUT, what=f"{what}: go build {package}")
+                    partial.replace(dest / name)
         except CommandError as exc:
             raise BinaryError(str(exc)) from None
     log.info("built %s@%s in %.0fs", module, version, time.monotonic() - started)

@@ -1,0 +1,80 @@
+"""The compatibility report: which versions were tested, on what, with which result.
+
+Two forms: properties on the JUnit XML (``--junitxml``), and ``report.md`` in the
+artifacts directory, appended to ``$GITHUB_STEP_SUMMARY`` when that is set.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from .components import ResolvedSource
+from .release import Release
+
+
+@dataclass(frozen=True)
+class TestResult:
+    nodeid: str
+    outcome: str       # passed | failed | skipped | error
+    duration: float    # seconds, setup + call + teardown
+    bundle: Path | None = None
+    reason: str = ""
+
+
+def release_properties(release: Release, sources: Sequence[ResolvedSource], backend: str) -> list[tuple[str, str]]:
+    props = [(f"release.{key}", value) for key, value in release.values.items()]
+    for source in sources:
+        name = source.component.name
+        props += [(f"component.{name}.pin", str(source.pin)), (f"component.{name}.source", source.origin),
+                  (f"component.{name}.revision", source.revision)]
+        if source.detail:
+            props.append((f"component.{name}.detail", source.detail))
+    if backend:
+        props.append(("backend", backend))
+    return props
+
+
+def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend: str,
+                    results: Sequence[TestResult], artifacts_dir: Path) -> str:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.outcome] = counts.get(r.outcome, 0) + 1
+    verdict = "FAILED" if counts.get("failed") or counts.get("error") else (
+        "PASSED" if counts.get("passed") else "NOT TESTED")
+    lines = [f"# Release compatibility report: {verdict}", "",
+             f"Backend: `{backend or 'none'}`; release file: `{release.path}`", "",
+             "## Release", "", "| key | pin | resolved revision | source |", "|---|---|---|---|"]
+    by_key = {s.component.pin_key: s for s in sources}
+    for key, value in release.values.items():
+        source = by_key.get(key)
+        revision = f"`{source.revision}`" + (f" ({source.detail})" if source.detail else "") if source else ""
+        lines.append(f"| {key} | `{value}` | {revision} | {source.origin if source else ''} |")
+    lines += ["", "## Scenarios", "",
+              ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no scenario ran", "",
+              "| scenario | result | duration | failure bundle |", "|---|---|---|---|"]
+    for r in results:
+        bundle = f"[{r.bundle.name}]({_relative(r.bundle, artifacts_dir)})" if r.bundle else ""
+        result = r.outcome + (f": {r.reason}" if r.reason else "")
+        lines.append(f"| `{r.nodeid}` | {result} | {r.duration:.1f}s | {bundle} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(text: str, artifacts_dir: Path, environ=os.environ) -> Path:
+    artifacts_dir.mkdir(parents=True, exist_ok=True)
+    path = artifacts_dir / "report.md"
+    path.write_text(text)
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as out:
+            out.write(text)
+    return path
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)

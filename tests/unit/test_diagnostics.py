@@ -1,0 +1,167 @@
+"""Failure bundles against the real local control plane, with a planted secret.
+
+The controller cannot run here, so its RequestedBackupAction CRD is replaced by a
+minimal stand-in (TEST DOUBLE: same group, kind and status fields the bundle must
+show; the real CRD comes from the controller's config/crd/bases).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+from e2e_harness.crds import install_crds
+from e2e_harness.diagnostics import collect_bundle
+from e2e_harness.masking import MASK, SecretMasker
+
+PLANTED_TOKEN = "planted-token-" + uuid.uuid4().hex
+PLANTED_PASSWORD = "planted-password-" + uuid.uuid4().hex
+
+ACTION_CRD_TEST_DOUBLE = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "requestedbackupactions.riotkit.org"},
+    "spec": {"group": "riotkit.org", "scope": "Namespaced",
+             "names": {"plural": "requestedbackupactions", "singular": "requestedbackupaction",
+                       "kind": "RequestedBackupAction"},
+             "versions": [{"name": "v1alpha1", "served": True, "storage": True, "subresources": {"status": {}},
+                           "schema": {"openAPIV3Schema": {"type": "object",
+                                                          "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def finished(obj):
+    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+    return "True" in (conds.get("Complete"), conds.get("Failed")), str(conds)
+
+
+def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(kube, agent, tmp_path):
+    ns = f"t-{uuid.uuid4().hex[:8]}"
+    kube.create_namespace(ns)
+    install_crds(kube, [ACTION_CRD_TEST_DOUBLE])
+    kube.apply([
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "backup-token"},
+         "data": {"token": base64.b64encode(PLANTED_TOKEN.encode()).decode()},
+         "stringData": {"password": PLANTED_PASSWORD}},
+        # Generated scripts carry the token in plain text, as the controller renders them.
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "app-backup"},
+         "data": {"app-backup": f"export BM_AUTH_TOKEN={PLANTED_TOKEN}\nbackup-maker make ..."}},
+        {"apiVersion": "riotkit.org/v1alpha1", "kind": "RequestedBackupAction", "metadata": {"name": "app-backup-1"},
+         "spec": {"action": "backup", "scheduledBackupRef": {"name": "app"}}},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "app-backup"},
+         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{
+             "name": "backup-maker", "image": "busybox",
+             "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "backup-token", "key": "token"}}}],
+             "command": ["sh", "-c", "echo uploading with token $TOKEN; echo upload refused >&2; exit 7"]}]}}}},
+    ], namespace=ns)
+    status = kube.resource("riotkit.org/v1alpha1", "RequestedBackupAction").subresources["status"]
+    kube.dynamic.patch(status, name="app-backup-1", namespace=ns, content_type="application/merge-patch+json",
+                       body={"status": {"processed": True, "healthy": False, "childrenResourcesHealth": [
+                           {"kind": "Job", "failed": True, "message": "job failed"}]}})
+    kube.wait_for("batch/v1", "Job", "app-backup", finished, namespace=ns, timeout=60, what="Job app-backup to fail")
+
+    masker = SecretMasker()
+    bundle = collect_bundle(kube, lambda n, p, c: agent.pod_logs(n, p, c), [ns], tmp_path / "bundle", masker,
+                            service_logs={})
+
+    pod_logs = list((bundle / ns / "logs").glob("*/backup-maker.log"))
+    assert len(pod_logs) == 1
+    log_text = pod_logs[0].read_text()
+    assert "upload refused" in log_text and f"uploading with token {MASK}" in log_text
+    actions = (bundle / ns / "requestedbackupactions.yaml").read_text()
+    assert "processed: true" in actions and "job failed" in actions
+    assert "app-backup" in (bundle / ns / "events.yaml").read_text()
+    secrets = (bundle / ns / "secrets.yaml").read_text()
+    assert "backup-token" in secrets and "token" in secrets and "password" in secrets
+    assert "BM_AUTH_TOKEN=" + MASK in (bundle / ns / "configmaps.yaml").read_text()
+    encoded = base64.b64encode(PLANTED_TOKEN.encode()).decode()
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            for secret in (PLANTED_TOKEN, PLANTED_PASSWORD, encoded):
+                assert secret not in text, f"{secret[:12]}... leaked into {path}"
+
+
+def test_masker_hides_registered_values_and_secret_shapes():
+    masker = SecretMasker()
+    masker.add("s3cr3t-value")
+    text = ("password s3cr3t-value and jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlMTIz\n"
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nabc\n-----END PGP PRIVATE KEY BLOCK-----\nkeep")
+    masked = masker.mask(text)
+    assert "s3cr3t-value" not in masked and "eyJhbGciOiJIUzI1NiJ9" not in masked and "abc" not in masked
+    assert masked.endswith("keep") and masked.count(MASK) == 3
+
+
+INNER_CONFTEST = '''
+import pytest
+from e2e_harness.backends import Settings, backend_class
+
+
+@pytest.fixture(scope="session")
+def cluster(release, harness_state):
+    """The local backend's cluster without the release deployed (issue #4): enough for a failing Job."""
+    backend = backend_class("local")(Settings(release=release, project_dir=harness_state.project_dir,
+                                              build_dir=harness_state.build_dir,
+                                              artifacts_dir=harness_state.artifacts_dir, run_id="inner"))
+    backend.start()
+    yield backend
+    backend.stop()
+'''
+
+INNER_TEST = '''
+import base64, os
+
+def finished(obj):
+    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
+    return "True" in (conds.get("Complete"), conds.get("Failed")), str(conds)
+
+def test_backup_job_succeeds(cluster, namespace):
+    token = os.environ["PLANTED"]
+    cluster.kube.apply([
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "token"},
+         "data": {"token": base64.b64encode(token.encode()).decode()}},
+        {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "backup"},
+         "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [{
+             "name": "backup-maker", "image": "busybox",
+             "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "token", "key": "token"}}}],
+             "command": ["sh", "-c", "echo token is $T; echo deliberately broken >&2; exit 1"]}]}}}}],
+        namespace=namespace)
+    job = cluster.kube.wait_for("batch/v1", "Job", "backup", finished, namespace=namespace, timeout=60,
+                                what="Job backup to finish")
+    assert job["status"].get("succeeded") == 1, f"backup Job failed; token was {token}"
+'''
+
+
+def test_failed_scenario_gets_a_bundle_named_in_its_report_and_the_run_report(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .conftest import PROJECT_DIR, control_plane_binaries
+
+    control_plane_binaries()
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text(INNER_CONFTEST)
+    (suite / "test_scenario.py").write_text(INNER_TEST)
+    artifacts = tmp_path / "artifacts"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(suite), "--rootdir", str(suite),
+         "--release-env", str(PROJECT_DIR / "release.env"), "--artifacts-dir", str(artifacts),
+         "--build-dir", str(tmp_path / "build"), "--junitxml", str(tmp_path / "junit.xml")],
+        cwd=suite, capture_output=True, text=True, timeout=300, env={**os.environ, "PLANTED": PLANTED_TOKEN})
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "failure bundle" in output and str(artifacts) in output
+    assert PLANTED_TOKEN not in output, "the token leaked to the console"
+    bundle = next(artifacts.glob("*test_backup_job_succeeds*"))
+    pod_log = next(bundle.glob("*/logs/*/backup-maker.log")).read_text()
+    assert "deliberately broken" in pod_log and PLANTED_TOKEN not in pod_log
+    assert (bundle / "services" / "kube-apiserver.log").exists()
+    for path in bundle.rglob("*"):
+        if path.is_file():
+            assert PLANTED_TOKEN not in path.read_text(errors="replace"), f"token leaked into {path}"
+    report = (artifacts / "report.md").read_text()
+    assert "FAILED" in report and "test_backup_job_succeeds" in report and bundle.name in report
+    assert PLANTED_TOKEN not in report
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'name="release.SERVER_VERSION" value="v4.1.0-rc1"' in junit
