@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import uuid
 
 import pytest
@@ -117,7 +116,7 @@ def test_hold(control_plane):
 def test_ctrl_c_leaves_no_process_and_no_port_behind(tmp_path):
     """SIGINT to a pytest that runs a control plane: every process and its port are gone afterwards."""
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
-    (tmp_path / "conftest.py").write_text(f"from tests.unit.conftest import control_plane  # noqa\n")
+    (tmp_path / "conftest.py").write_text("from tests.unit.conftest import control_plane  # noqa\n")
     marker = tmp_path / "marker.json"
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
                              "--rootdir", str(tmp_path)],

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 

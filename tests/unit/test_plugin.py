@@ -34,12 +34,13 @@ def test_malformed_release_env_stops_the_run_before_any_work(tmp_path):
     bad.write_text((PROJECT_DIR / "release.env").read_text().replace("CONTROLLER_VERSION=v0.1.3",
                                                                        "CONTROLLER_VERSION=v0.1.3 beta"))
     started = time.monotonic()
-    result = pytest_run("tests/e2e", "--release-env", str(bad), env={"COMPONENT_SOURCE": "git"})
+    result = pytest_run("tests/e2e", "--release-env", str(bad), "--build-dir", str(tmp_path / "build"),
+                        env={"COMPONENT_SOURCE": "git"})
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
     assert result.returncode == 4, output
     assert f"{bad}:" in output and "CONTROLLER_VERSION" in output and "malformed" in output
-    assert not (tmp_path / ".build").exists()
+    assert not (tmp_path / "build").exists(), "nothing cloned, built or reported before validation"
     print(f"malformed release.env rejected in {elapsed:.2f}s")
 
 

@@ -56,7 +56,7 @@ def test_sha256_mismatch_installs_nothing(tmp_path, file_server):
     result = subprocess.run([sys.executable, "-m", "e2e_harness.tools", "install", "--manifest", path,
                              "--dest", dest], capture_output=True, text=True)
     assert result.returncode == 1
-    assert f"sha256 mismatch" in result.stderr and wrong in result.stderr and sha(FAKE_TOOL) in result.stderr
+    assert "sha256 mismatch" in result.stderr and wrong in result.stderr and sha(FAKE_TOOL) in result.stderr
     assert list(dest.iterdir()) == [], "no binary, temp file or stamp left behind"
 
 
