@@ -8,10 +8,11 @@ import subprocess
 
 import pytest
 
-from e2e_harness.components import COMPONENTS, MARKER, Component, ComponentSourceError, SourceResolver
+from e2e_harness.components import (COMPONENTS, MARKER, Component, ComponentSourceError, SourceResolver,
+                                    git_mirror_from, main)
 from e2e_harness.release import Pin
 
-from .conftest import git
+from .conftest import PROJECT_DIR, git
 
 # A small module the Go module proxy serves, standing in for a component whose git host is down.
 PROXY_MODULE, PROXY_VERSION = "github.com/google/uuid", "v1.6.0"
@@ -173,3 +174,171 @@ def test_pinned_backup_maker_resolves_through_the_go_module_proxy(goproxy, tmp_p
     assert src.revision == f"{comp.module_path}@{release['BACKUP_MAKER_VERSION']}"
     assert "commit 8c7f6c4ad5e8" in src.detail
     assert (src.path / "main.go").exists()
+
+
+# --- a git mirror directory (bundles or bare repositories made here) ---------------------------
+MIRROR_URL = "https://127.0.0.1:9/org/demo-repo.git"  # never reachable: only the mirror can serve it
+
+
+def bundle(origin, mirror_dir):
+    """``git bundle create`` of every ref of ``origin``, as README tells users to make one."""
+    mirror_dir.mkdir(exist_ok=True)
+    target = mirror_dir / "demo-repo.bundle"
+    target.unlink(missing_ok=True)
+    git(origin.path, "bundle", "create", "--quiet", str(target), "--all")
+    return target
+
+
+@pytest.mark.parametrize("kind", ["bundle", "bare"])
+@pytest.mark.parametrize("url", [MIRROR_URL, MIRROR_URL.removesuffix(".git")])
+def test_mirror_serves_a_tag_pin_for_the_url_with_and_without_dot_git(origin, tmp_path, kind, url):
+    first = origin.commit("one")
+    origin.tag("v1.0.0")
+    origin.commit("two")
+    mirror = tmp_path / "mirror"
+    if kind == "bundle":
+        served = bundle(origin, mirror)
+    else:
+        served = mirror / "demo-repo.git"
+        git(tmp_path, "clone", "--quiet", "--bare", str(origin.path), str(served))
+    src = resolver(tmp_path, git_mirror=mirror).resolve(component(url), Pin("v1.0.0"))
+    assert (src.origin, src.revision) == (f"mirror: {served}", first)
+    assert f"-> mirror: {served} {first}" in src.describe()
+    assert (src.path / "file.txt").read_text() == "one\n"
+    assert git(src.path, "remote", "get-url", "origin") == url, "origin stays the upstream URL"
+    assert "insteadof" not in git(src.path, "config", "--list").lower(), "never written to git config"
+
+
+def test_pin_missing_from_the_mirror_names_component_pin_file_and_its_tags(origin, tmp_path):
+    origin.commit("one")
+    origin.tag("v1.0.0")
+    origin.commit("two")
+    origin.tag("v1.1.0")
+    served = bundle(origin, tmp_path / "mirror")
+    with pytest.raises(ComponentSourceError) as err:
+        resolver(tmp_path, git_mirror=tmp_path / "mirror").resolve(component(MIRROR_URL), Pin("v9.9.9"))
+    message = str(err.value)
+    assert "demo" in message and "v9.9.9" in message and str(served) in message
+    assert "tags: v1.0.0, v1.1.0" in message
+    assert not [p for p in (tmp_path / "build").iterdir()], "no partial clone left behind"
+
+
+def test_missing_mirror_directory_is_refused_at_once(tmp_path):
+    with pytest.raises(ComponentSourceError, match=f"git mirror directory {tmp_path / 'nowhere'} .*does not exist"):
+        resolver(tmp_path, git_mirror=tmp_path / "nowhere")
+
+
+def test_mirror_without_the_component_file_is_refused_before_any_clone(tmp_path):
+    (tmp_path / "mirror").mkdir()
+    chosen = resolver(tmp_path, git_mirror=tmp_path / "mirror")
+    expected = f"git mirror {tmp_path / 'mirror'} has neither demo-repo.bundle nor a bare demo-repo.git"
+    with pytest.raises(ComponentSourceError, match=expected):
+        chosen.validate([component(MIRROR_URL)])
+    with pytest.raises(ComponentSourceError, match=expected):
+        chosen.resolve(component(MIRROR_URL), Pin("v1.0.0"))
+    assert not [p for p in (tmp_path / "build").iterdir()], "nothing cloned"
+
+
+def test_existing_clone_fetches_a_new_tag_through_the_mirror(origin, tmp_path):
+    origin.commit("one")
+    origin.tag("v1.0.0")
+    mirror = tmp_path / "mirror"
+    bundle(origin, mirror)
+    resolver(tmp_path, git_mirror=mirror).resolve(component(MIRROR_URL), Pin("v1.0.0"))
+    second = origin.commit("two")
+    origin.tag("v1.1.0")
+    served = bundle(origin, mirror)  # the mirror refreshed later
+    src = resolver(tmp_path, git_mirror=mirror).resolve(component(MIRROR_URL), Pin("v1.1.0"))
+    assert (src.origin, src.revision) == (f"mirror: {served}", second)
+    assert "insteadof" not in git(src.path, "config", "--list").lower(), "never written to git config"
+
+
+def test_existing_clone_pulls_a_branch_through_the_mirror_unless_skip_git_pull(origin, tmp_path):
+    origin.commit("one")
+    mirror = tmp_path / "mirror"
+    bundle(origin, mirror)
+    comp, pin = component(MIRROR_URL), Pin("branch:main")
+    first = resolver(tmp_path, git_mirror=mirror).resolve(comp, pin).revision
+    second = origin.commit("two")
+    bundle(origin, mirror)
+    assert resolver(tmp_path, git_mirror=mirror, skip_git_pull=True).resolve(comp, pin).revision == first
+    assert resolver(tmp_path, git_mirror=mirror).resolve(comp, pin).revision == second
+
+
+def test_git_mirror_option_wins_over_the_environment_and_empty_means_none(tmp_path):
+    env = {"E2E_GIT_MIRROR": str(tmp_path / "from-env")}
+    assert git_mirror_from(str(tmp_path / "opt"), env) == tmp_path / "opt"
+    assert git_mirror_from(None, env) == tmp_path / "from-env"
+    assert git_mirror_from("", env) == tmp_path / "from-env"
+    assert git_mirror_from(None, {"E2E_GIT_MIRROR": ""}) is None
+    assert git_mirror_from(None, {}) is None
+
+
+def test_cli_resolves_every_component_through_a_mirror_from_the_environment(origin, tmp_path, monkeypatch,
+                                                                             capsys):
+    """The catalogue's real URLs are rewritten to bundles named after their repositories."""
+    from e2e_harness.components import repository_name
+
+    commit = origin.commit("one")
+    origin.tag("v1.0.0")
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for comp in COMPONENTS:
+        git(origin.path, "bundle", "create", "--quiet", str(mirror / f"{repository_name(comp.git_url)}.bundle"),
+            "--all")
+    release_env = tmp_path / "release.env"
+    release_env.write_text("SERVER_VERSION=v1.0.0\nCONTROLLER_VERSION=v1.0.0\nBACKUP_MAKER_VERSION=v1.0.0\n"
+                           "PGBR_VERSION=v1.0.0\nKUBERNETES_VERSION=v1.34.4\nETCD_VERSION=v3.6.4\n"
+                           "K3S_VERSION=v1.31.5-k3s1\nPOSTGRES_VERSION=15\n")
+    for key in ("SERVER_VERSION", "CONTROLLER_VERSION", "BACKUP_MAKER_VERSION", "PGBR_VERSION",
+                "SKIP_GIT_PULL", "COMPONENT_SOURCE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("E2E_GIT_MIRROR", str(mirror))
+    assert main(["--release-env", str(release_env), "--build-dir", str(tmp_path / "build")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" -> ")[1] for line in lines] == [
+        f"mirror: {mirror / repository_name(c.git_url)}.bundle {commit}" for c in COMPONENTS]
+
+
+def test_cli_refuses_a_missing_mirror_before_resolving_anything(tmp_path, capsys):
+    build = tmp_path / "build"
+    status = main(["--release-env", str(PROJECT_DIR / "release.env"), "--build-dir", str(build),
+                   "--git-mirror", str(tmp_path / "nowhere")])
+    assert status == 2 and "git mirror directory" in capsys.readouterr().err
+    assert not build.exists()
+
+
+def test_pseudo_version_missing_from_the_mirror_falls_back_to_the_go_module_proxy(origin, goproxy, tmp_path):
+    """The real case: backup-maker's pinned pseudo-version is not on its main branch, so no bundle holds it."""
+    from e2e_harness.release import load_release
+
+    pin = load_release(PROJECT_DIR / "release.env", environ={}).pin("BACKUP_MAKER_VERSION")
+    assert pin.kind == "pseudo-version"
+    origin.commit("one")
+    bundle(origin, tmp_path / "mirror")
+    said: list[str] = []
+    comp = component(MIRROR_URL, "github.com/riotkit-org/br-backup-maker")
+    src = SourceResolver(tmp_path / "build", progress=said.append,
+                         git_mirror=tmp_path / "mirror").resolve(comp, pin)
+    assert (src.origin, src.revision) == ("goproxy", f"github.com/riotkit-org/br-backup-maker@{pin}")
+    assert any("not in the mirror" in line and "Go module proxy" in line for line in said), said
+    with pytest.raises(ComponentSourceError, match="unknown revision .* in the git mirror .*COMPONENT_SOURCE=auto"):
+        resolver(tmp_path / "git-only", mode="git", git_mirror=tmp_path / "mirror").resolve(comp, pin)
+
+
+SHARED_MIRRORS = PROJECT_DIR.parent / "shared" / "mirrors"
+
+
+@pytest.mark.skipif(not SHARED_MIRRORS.is_dir(), reason=f"needs the shared git mirrors at {SHARED_MIRRORS}")
+def test_release_tag_pins_resolve_through_the_shared_mirrors(tmp_path):
+    """The release's tag pins, from the bundles this machine and its CI use in place of GitHub."""
+    from e2e_harness.release import load_release
+
+    release = load_release(PROJECT_DIR / "release.env", environ={})
+    chosen = [c for c in COMPONENTS if release.pin(c.pin_key).kind == "tag"]
+    assert {c.name for c in chosen} >= {"backup-repository", "backup-maker-controller", "pgbr"}
+    for src in resolver(tmp_path, git_mirror=SHARED_MIRRORS).resolve_release(release, chosen):
+        served = SHARED_MIRRORS / f"{src.component.git_url.rsplit('/', 1)[1].removesuffix('.git')}.bundle"
+        tag_commit = git(tmp_path, "ls-remote", str(served), f"refs/tags/{src.pin}^{{}}",
+                         f"refs/tags/{src.pin}").splitlines()[0].split()[0]
+        assert (src.origin, src.revision) == (f"mirror: {served}", tag_commit), src.describe()
