@@ -2,20 +2,35 @@
 
 Every process the local backend starts (etcd, kube-apiserver, controllers, later
 the server, PostgreSQL, Redis) joins one process group owned by a
-``ProcessGroup``, logs to a file in the artifacts directory, and is asked by the
-kernel to die with the harness (PR_SET_PDEATHSIG), so nothing survives a crash or
-Ctrl-C. ``stop`` terminates the whole group, bounded, and kills what lingers.
+``ProcessGroup`` and logs to a file in the artifacts directory. Nothing survives
+the harness, however it ends:
+
+* the group's leader is a tiny watchdog process started first. It holds the read
+  end of a pipe, the *lifeline*, whose write end only the harness holds (not
+  inherited by any child). When the harness process ends in any way (exit, crash,
+  SIGKILL), the kernel closes the write end, the watchdog's read returns EOF and it
+  SIGKILLs its whole process group. This is tied to the harness *process*, not to
+  the thread that started a service (unlike PR_SET_PDEATHSIG), so services may be
+  started from worker threads that end long before the harness does;
+* ``stop`` (also run at exit) SIGTERMs the group, waits (bounded) for the services,
+  then SIGKILLs whatever is left of the group (strays included) and closes the lifeline.
+
+The group is not the terminal's foreground group: Ctrl-C reaches the harness only,
+which then stops the group itself.
 """
 
 from __future__ import annotations
 
 import atexit
-import ctypes
 import logging
 import os
+import select
 import signal
 import socket
 import subprocess
+import sys
+import threading
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,9 +38,24 @@ from typing import Mapping, Sequence
 
 log = logging.getLogger("e2e_harness.processes")
 
-PR_SET_PDEATHSIG = 1
 STOP_TIMEOUT = 10
+WATCHDOG_START_TIMEOUT = 30
 _LIVE_GROUPS: "weakref.WeakSet[ProcessGroup]" = weakref.WeakSet()
+
+# The watchdog: ignores SIGINT/SIGTERM/SIGHUP (a group-wide SIGTERM is for the services),
+# says "armed" on stdout, waits for EOF on its lifeline (argv[1] is the fd), then SIGKILLs
+# its own process group.
+_WATCHDOG = """
+import os, signal, sys
+for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    signal.signal(s, signal.SIG_IGN)
+fd = int(sys.argv[1])
+os.write(1, b"armed")
+os.close(1)
+while os.read(fd, 4096):
+    pass
+os.killpg(0, signal.SIGKILL)
+"""
 
 
 class ProcessError(RuntimeError):
@@ -37,13 +67,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:  # not Linux: the process group and atexit still clean up
-        pass
 
 
 @dataclass
@@ -63,13 +86,47 @@ class HostProcess:
 
 
 class ProcessGroup:
-    """Starts processes into one group and stops them together."""
+    """Starts processes into one group that dies with the harness process, and stops them together."""
 
     def __init__(self, log_dir: Path):
         self.log_dir = log_dir
         self.pgid: int | None = None
         self.processes: list[HostProcess] = []
+        self._watchdog: subprocess.Popen | None = None
+        self._lifeline: int | None = None     # write end of the watchdog's pipe; only this process has it
+        self._lock = threading.RLock()
         _LIVE_GROUPS.add(self)
+
+    def _ensure_watchdog(self) -> int:
+        """The group's leader, started on first use; returns the group id."""
+        if self._watchdog is not None:
+            if self._watchdog.poll() is not None:
+                raise ProcessError(f"the process group's watchdog (pid {self._watchdog.pid}) exited with "
+                                   f"{self._watchdog.returncode}; the group is no longer tied to the harness")
+            return self._watchdog.pid
+        read_end, write_end = os.pipe()          # both close-on-exec: no child inherits them by accident
+        try:
+            watchdog = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WATCHDOG, str(read_end)],
+                                        pass_fds=(read_end,), process_group=0, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        except BaseException:
+            os.close(write_end)
+            raise
+        finally:
+            os.close(read_end)
+        # Wait until its signal dispositions are set: a group SIGTERM must never end the watchdog.
+        with watchdog.stdout:
+            ready, _, _ = select.select([watchdog.stdout], [], [], WATCHDOG_START_TIMEOUT)
+            armed = watchdog.stdout.read(5) if ready else b""
+        if armed != b"armed":
+            watchdog.kill()
+            watchdog.wait()
+            os.close(write_end)
+            raise ProcessError(f"the process group's watchdog ({sys.executable} -c ...) did not start within "
+                               f"{WATCHDOG_START_TIMEOUT}s (got {armed!r}, exit code {watchdog.returncode})")
+        self._watchdog, self._lifeline, self.pgid = watchdog, write_end, watchdog.pid
+        log.debug("process group %s: watchdog started", watchdog.pid)
+        return watchdog.pid
 
     def start(self, name: str, args: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = None,
               cwd: Path | None = None) -> HostProcess:
@@ -77,42 +134,59 @@ class ProcessGroup:
         log_path = self.log_dir / f"{name}.log"
         argv = [str(a) for a in args]
         log.info("starting %s: %s", name, argv[0])
-        with open(log_path, "ab") as log_file:
-            popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, **(env or {})}, cwd=cwd,
-                                     process_group=self.pgid or 0, preexec_fn=_die_with_parent)
-        if self.pgid is None:
-            self.pgid = popen.pid
-        process = HostProcess(name, popen, log_path)
-        self.processes.append(process)
+        with self._lock:
+            pgid = self._ensure_watchdog()
+            with open(log_path, "ab") as log_file:
+                popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env={**os.environ, **(env or {})}, cwd=cwd, process_group=pgid)
+            process = HostProcess(name, popen, log_path)
+            self.processes.append(process)
         return process
 
     def check_running(self) -> None:
         """Raise naming any process that has exited, with its log's tail."""
-        for p in self.processes:
+        for p in list(self.processes):
             if not p.running():
                 raise ProcessError(f"{p.name} exited with {p.popen.returncode}; log {p.log_path}:\n{p.log_tail()}")
 
     def stop(self) -> None:
         """SIGTERM the group, wait (bounded), then SIGKILL whatever is left. Idempotent."""
-        if self.pgid is None:
-            return
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(self.pgid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                for p in self.processes:
+        with self._lock:
+            if self._watchdog is None:
+                return
+            watchdog, pgid = self._watchdog, self._watchdog.pid
+            # Until the watchdog (the leader) is reaped, pgid cannot name anybody else's group.
+            self._signal(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for p in self.processes:
+                try:
+                    p.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning("process group %s: %s still alive %ss after SIGTERM; killing the group",
+                                pgid, p.name, STOP_TIMEOUT)
+                    break
+            # Whatever is left, strays included; the watchdog, told by its lifeline, would do the same.
+            self._signal(pgid, signal.SIGKILL)
+            self._close_lifeline()
+            watchdog.wait(timeout=STOP_TIMEOUT)
+            for p in self.processes:
+                if p.popen.poll() is None:
                     p.popen.wait(timeout=STOP_TIMEOUT)
-                break
-            except subprocess.TimeoutExpired:
-                log.warning("process group %s still alive after SIGTERM; killing", self.pgid)
-        for p in self.processes:
-            if p.popen.poll() is None:
-                p.popen.wait(timeout=STOP_TIMEOUT)
-        self.pgid = None
-        self.processes = []
+            self._watchdog = None
+            self.pgid = None
+            self.processes = []
+
+    def _close_lifeline(self) -> None:
+        if self._lifeline is not None:
+            os.close(self._lifeline)
+            self._lifeline = None
+
+    @staticmethod
+    def _signal(pgid: int, sig: int) -> None:
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            pass
 
 
 @atexit.register
