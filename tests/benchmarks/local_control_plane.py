@@ -17,24 +17,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from e2e_harness.backends.local import IMAGES, NODE_NAME, binaries
+from e2e_harness.backends.local import NODE_NAME, binaries
 from e2e_harness.backends.local.controlplane import ControlPlane, ControlPlaneBinaries
-from e2e_harness.backends.local.node_agent import NodeAgent
+from e2e_harness.backends.local.node_agent import NodeAgent, Toolset
+from e2e_harness.jobs import job_conditions, job_finished, job_outcome
 from e2e_harness.kube import Kube
 from e2e_harness.release import load_release
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from tests import PROJECT_DIR
 
 
 def job(name: str) -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
             "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
                 {"name": "main", "image": "busybox", "command": ["sh", "-c", "true"]}]}}}}
-
-
-def complete(obj):
-    conditions = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
-    return conditions.get("Complete") == "True", str(conditions)
 
 
 def main() -> None:
@@ -63,7 +58,8 @@ def main() -> None:
                 print(f"control plane start #{i + 1}: {starts[-1]:.2f}s, stop: {time.monotonic() - t:.2f}s")
         print(f"control plane start #{args.starts}: {starts[-1]:.2f}s")
         kube = Kube(plane.kubeconfig)
-        agent = NodeAgent(kube, NODE_NAME, Path(tmp) / "pods", IMAGES, namespace_selector=lambda ns: True)
+        agent = NodeAgent(kube, NODE_NAME, Path(tmp) / "pods", {"busybox": Toolset("host-shell")},
+                          namespace_selector=lambda ns: True)
         agent.register_node()
         agent.start()
         try:
@@ -72,9 +68,12 @@ def main() -> None:
             for i in range(args.jobs):
                 t = time.monotonic()
                 kube.apply([job(f"trivial-{i}")], namespace="bench")
-                kube.wait_for("batch/v1", "Job", f"trivial-{i}", complete, namespace="bench", timeout=120,
-                              what=f"Job trivial-{i} to complete")
+                obj = kube.wait_for("batch/v1", "Job", f"trivial-{i}", job_finished, namespace="bench",
+                                    timeout=120, what=f"Job trivial-{i} to finish")
                 durations.append(time.monotonic() - t)
+                if job_outcome(obj) != "Complete":
+                    raise SystemExit(f"Job trivial-{i} did not complete: {job_conditions(obj)}; pod logs under "
+                                     f"{agent.log_dir()}")
             print(f"trivial Job created -> Complete over {args.jobs} Jobs: median {statistics.median(durations):.2f}s, "
                   f"min {min(durations):.2f}s, max {max(durations):.2f}s")
         finally:

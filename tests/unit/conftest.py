@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from .. import PROJECT_DIR  # noqa: F401 - tests import it from here
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -12,6 +12,7 @@ import uuid
 
 from e2e_harness.crds import install_crds
 from e2e_harness.diagnostics import collect_bundle
+from e2e_harness.jobs import job_finished
 from e2e_harness.masking import MASK, SecretMasker
 
 PLANTED_TOKEN = "planted-token-" + uuid.uuid4().hex
@@ -27,11 +28,6 @@ ACTION_CRD_TEST_DOUBLE = {
                            "schema": {"openAPIV3Schema": {"type": "object",
                                                           "x-kubernetes-preserve-unknown-fields": True}}}]},
 }
-
-
-def finished(obj):
-    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
-    return "True" in (conds.get("Complete"), conds.get("Failed")), str(conds)
 
 
 def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(kube, agent, tmp_path):
@@ -57,7 +53,7 @@ def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(kube, agent
     kube.dynamic.patch(status, name="app-backup-1", namespace=ns, content_type="application/merge-patch+json",
                        body={"status": {"processed": True, "healthy": False, "childrenResourcesHealth": [
                            {"kind": "Job", "failed": True, "message": "job failed"}]}})
-    kube.wait_for("batch/v1", "Job", "app-backup", finished, namespace=ns, timeout=60, what="Job app-backup to fail")
+    kube.wait_for("batch/v1", "Job", "app-backup", job_finished, namespace=ns, timeout=60, what="Job app-backup to fail")
 
     masker = SecretMasker()
     bundle = collect_bundle(kube, lambda n, p, c: agent.pod_logs(n, p, c), [ns], tmp_path / "bundle", masker,
@@ -110,9 +106,7 @@ def cluster(release, harness_state):
 INNER_TEST = '''
 import base64, os
 
-def finished(obj):
-    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
-    return "True" in (conds.get("Complete"), conds.get("Failed")), str(conds)
+from e2e_harness.jobs import job_finished
 
 def test_backup_job_succeeds(cluster, namespace):
     token = os.environ["PLANTED"]
@@ -125,7 +119,7 @@ def test_backup_job_succeeds(cluster, namespace):
              "env": [{"name": "T", "valueFrom": {"secretKeyRef": {"name": "token", "key": "token"}}}],
              "command": ["sh", "-c", "echo token is $T; echo deliberately broken >&2; exit 1"]}]}}}}],
         namespace=namespace)
-    job = cluster.kube.wait_for("batch/v1", "Job", "backup", finished, namespace=namespace, timeout=60,
+    job = cluster.kube.wait_for("batch/v1", "Job", "backup", job_finished, namespace=namespace, timeout=60,
                                 what="Job backup to finish")
     assert job["status"].get("succeeded") == 1, f"backup Job failed; token was {token}"
 '''

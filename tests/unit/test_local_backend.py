@@ -7,6 +7,7 @@ import os
 import pytest
 
 from e2e_harness.backends import Settings, backend_class
+from e2e_harness.jobs import job_finished
 from e2e_harness.release import load_release
 
 from .conftest import PROJECT_DIR, control_plane_binaries
@@ -25,12 +26,7 @@ def test_local_backend_runs_a_job_and_stops_without_leftovers(tmp_path):
         kube.apply([{"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "hello", "namespace": "demo"},
                      "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [
                          {"name": "main", "image": "busybox", "command": ["sh", "-c", "echo hello from $HOSTNAME"]}]}}}}])
-
-        def finished(obj):
-            conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
-            return "True" in (conds.get("Complete"), conds.get("Failed")), str(conds)
-
-        job = kube.wait_for("batch/v1", "Job", "hello", finished, namespace="demo", timeout=60,
+        job = kube.wait_for("batch/v1", "Job", "hello", job_finished, namespace="demo", timeout=60,
                             what="Job hello to finish on the local backend")
         assert job["status"].get("succeeded") == 1, job["status"]
         pod = kube.list("v1", "Pod", "demo", label_selector="job-name=hello")[0]["metadata"]["name"]

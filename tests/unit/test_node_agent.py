@@ -19,10 +19,9 @@ import pytest
 from e2e_harness.backends.local import node_agent
 from e2e_harness.backends.local.node_agent import (MountPlan, NodeAgent, Toolset, UnknownImage, _host_tools,
                                                    resolve_image)
+from e2e_harness.jobs import job_conditions, job_finished, job_outcome
 from e2e_harness.kube import Kube
 from e2e_harness.waiting import Observation, poll_until
-
-PROJECT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -40,17 +39,11 @@ def job(name: str, command: list[str], *, backoff: int = 0, extra_spec: dict | N
                                                                        **(extra_spec or {})}}}}
 
 
-def job_finished(obj):
-    """Done when the Job is Complete or Failed: a wait never outlasts the verdict."""
-    conds = {c["type"]: c["status"] for c in ((obj or {}).get("status") or {}).get("conditions") or []}
-    return "True" in (conds.get("Complete"), conds.get("Failed")), f"conditions={conds}"
-
-
 def wait_job(kube: Kube, agent, ns: str, name: str, expect: str, timeout: float = 90) -> dict:
     obj = kube.wait_for("batch/v1", "Job", name, job_finished, namespace=ns, timeout=timeout,
                         what=f"Job {name} to finish")
-    conds = {c["type"]: c["status"] for c in obj["status"].get("conditions") or []}
-    if conds.get(expect) != "True":
+    if job_outcome(obj) != expect:
+        conds = job_conditions(obj)
         pods = [p["metadata"]["name"] for p in job_pods(kube, ns, name)]
         logs = {p: agent.pod_logs(ns, p) for p in pods}
         statuses = [p["status"] for p in job_pods(kube, ns, name)]

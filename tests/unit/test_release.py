@@ -4,7 +4,7 @@ import pytest
 
 from e2e_harness.release import COMPONENT_KEYS, Pin, ReleaseError, load_release
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from .conftest import PROJECT_DIR
 
 VALID = """\
 # comment

@@ -18,7 +18,8 @@ import yaml
 
 from e2e_harness.release import COMPONENT_KEYS, Pin, load_release
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from .conftest import PROJECT_DIR
+
 GITHUB_DIR = PROJECT_DIR / ".github"
 WORKFLOWS = sorted(p for p in (GITHUB_DIR / "workflows").iterdir() if p.suffix in (".yaml", ".yml"))
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
