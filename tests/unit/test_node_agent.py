@@ -331,3 +331,64 @@ def test_mounts_work_for_a_non_root_user_in_a_user_namespace():
         assert not Path("/mnt/secrets-userns-test").exists()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+# An ed25519 public key made for this test (no secret key exists anywhere).
+TEST_PUBLIC_KEY = """-----BEGIN PGP PUBLIC KEY BLOCK-----
+
+mDMEawWgPhYJKwYBBAHaRw8BAQdAUKfbw5kO1711jwpRHEVkQRauGeTww1xp9H1p
+dGlM1SW0GkUyRSBUZXN0IDxlMmVAZXhhbXBsZS5vcmc+iJAEExYIADgWIQRISQOe
+bvZBvq0f7Xpb0eRWcxanMQUCawWgPgIbAwULCQgHAgYVCgkICwIEFgIDAQIeAQIX
+gAAKCRBb0eRWcxanMfnzAP9lTuTtxjTQ8Nr8rCx2wRmKV1nAn/rBgQQ5xhHU/TPD
+OQEAmanLUMsBy7mKSllk9W2epmuThVC4aoptvAj2naiL6AE=
+=uKPp
+-----END PGP PUBLIC KEY BLOCK-----
+"""
+TEST_KEY_FINGERPRINT = "4849039E6EF641BEAD1FED7A5BD1E4567316A731"
+
+
+def _tree_state(path: Path) -> dict[str, tuple[int, int]]:
+    if not path.is_dir():
+        return {}
+    return {str(p): (p.stat().st_mtime_ns, p.stat().st_size) for p in path.rglob("*") if p.is_file()}
+
+
+def test_each_pod_has_its_own_home_and_tmpdir(kube, agent, ns):
+    """HOME and TMPDIR are the pod's (0700, shared by its containers), never the agent's: gpg keys stay in the pod."""
+    has_gpg = shutil.which("gpg") is not None and shutil.which("gpgconf") is not None
+    host_gnupg = Path(os.environ.get("GNUPGHOME") or Path.home() / ".gnupg")
+    host_keyring_before = _tree_state(host_gnupg)
+    gpg = ("printf %s \"$KEY\" | gpg --batch --quiet --import 2>&1; "
+           "gpg --batch --with-colons --list-keys | grep '^fpr' | head -1 | sed 's/^/GPG_/'; ") if has_gpg else ""
+    pod = pod_manifest("home", ["sh", "-c", "echo HOME=$HOME; echo TMPDIR=$TMPDIR; echo FROM_INIT=$(cat $HOME/from-init); "
+                                            "stat -c MODE=%a $HOME $TMPDIR; " + gpg])
+    pod["spec"]["containers"][0]["env"] = [{"name": "KEY", "value": TEST_PUBLIC_KEY}]
+    pod["spec"]["initContainers"] = [{"name": "first", "image": "busybox",
+                                      "command": ["sh", "-c", "echo written-by-init > $HOME/from-init"]}]
+    kube.apply([pod], namespace=ns)
+    obj = kube.wait_for("v1", "Pod", "home", phase_is("Failed", "Succeeded"), namespace=ns, timeout=60,
+                        what="pod home to end")
+    out = agent.pod_logs(ns, "home")
+    assert obj["status"]["phase"] == "Succeeded", (obj["status"], out)
+    pod_dir = agent.work_dir / ns / "home"
+    lines = out.splitlines()
+    for expected in [f"HOME={pod_dir / 'home'}", f"TMPDIR={pod_dir / 'tmp'}", "FROM_INIT=written-by-init"]:
+        assert expected in lines, f"{expected!r} not in log:\n{out}"
+    assert lines.count("MODE=700") == 2, out
+    assert f"HOME={os.environ.get('HOME')}" not in lines
+    if not has_gpg:
+        return
+    assert f"GPG_fpr:::::::::{TEST_KEY_FINGERPRINT}:" in lines, out
+    assert (pod_dir / "home" / ".gnupg" / "pubring.kbx").exists()
+    assert _tree_state(host_gnupg) == host_keyring_before, f"the host keyring {host_gnupg} changed"
+
+    def pod_daemons() -> Observation:
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if str(pod_dir).encode() in cmdline.read_bytes():
+                    found.append(cmdline.parent.name)
+            except OSError:
+                pass
+        return Observation(not found, f"processes naming {pod_dir}: {found}")
+    poll_until(pod_daemons, what="the pod's gpg-agent to end with the pod", timeout=15, interval=0.2)

@@ -15,7 +15,11 @@ What a container is here
   references in command/args/env values are expanded like Kubernetes does.
 * ``env``/``envFrom`` (Secrets, ConfigMaps, downward API fields) are resolved from the
   API; the process gets *only* that environment plus ``PATH`` (toolset dirs first, then
-  the agent's PATH), ``HOME``, ``HOSTNAME`` and the toolset's own variables. Missing
+  the agent's PATH), ``HOME``, ``TMPDIR``, ``HOSTNAME`` and the toolset's own variables. ``HOME``
+  and ``TMPDIR`` are the pod's own ``<work_dir>/<ns>/<pod>/home`` and ``.../tmp`` (mode 0700,
+  shared by its containers, kept across restarts), never the agent's: ``gpg --import`` in a Job
+  must not write into the host user's keyring (the gpg-agent that gpg starts there is ended
+  with the pod). Missing
   non-optional Secrets/ConfigMaps are retried for ``CONFIG_RETRY_SECONDS`` (kubelet
   retries forever, a harness should say what is missing), then the pod fails.
 * ``workingDir`` absent: a per-container scratch directory under the pod's work dir
@@ -343,6 +347,7 @@ class _PodRun:
         self.inits = [_Container(c, True) for c in spec.get("initContainers") or []]
         self.mains = [_Container(c, False) for c in spec.get("containers") or []]
         self.dir = agent.work_dir / self.ns / self.name
+        self.home, self.tmp = self.dir / "home", self.dir / "tmp"
         self.lock = threading.RLock()
         self.report_lock = threading.Lock()      # one status patch at a time, newest state last
         self.killed = threading.Event()           # stop running anything more
@@ -404,7 +409,26 @@ class _PodRun:
             self._fail("NodeAgentError", f"node agent error: {type(exc).__name__}: {exc}")
         finally:
             self.kill_processes()
+            self._stop_home_daemons()
             self.finished.set()
+
+    def _stop_home_daemons(self) -> None:
+        """End the gpg-agent (and dirmngr) that gpg started for the pod's HOME.
+
+        gpg starts them as daemons in their own session, outside the container's process
+        group, so killing the group misses them; with a HOME per pod they end with the pod.
+        """
+        gnupg = self.home / ".gnupg"
+        gpgconf = shutil.which("gpgconf")
+        if gpgconf is None or not any(gnupg.glob("S.*")):
+            return
+        try:
+            result = subprocess.run([gpgconf, "--homedir", str(gnupg), "--kill", "all"], stdin=subprocess.DEVNULL,
+                                    capture_output=True, text=True, timeout=KILL_GRACE_SECONDS)
+            if result.returncode != 0:
+                log.warning("pod %s/%s: gpgconf --kill all failed: %s", self.ns, self.name, result.stderr.strip())
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("pod %s/%s: cannot stop the gpg daemons of %s: %s", self.ns, self.name, gnupg, exc)
 
     def _fail(self, reason: str, message: str) -> None:
         with self.lock:
@@ -517,6 +541,9 @@ class _PodRun:
         if self.dir.exists() and (not marker.exists() or marker.read_text() != self.uid):
             shutil.rmtree(self.dir, ignore_errors=True)   # an earlier pod of the same name
         (self.dir / "volumes").mkdir(parents=True, exist_ok=True)
+        for private in (self.home, self.tmp):    # the pod's own HOME and TMPDIR, for its containers only
+            private.mkdir(mode=0o700, exist_ok=True)
+            private.chmod(0o700)
         marker.write_text(self.uid)
 
     # --- one container ---------------------------------------------------------------
@@ -596,7 +623,7 @@ class _PodRun:
                                           "image entrypoint, set `command` in the manifest")
         base = os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")
         env: dict[str, str] = {"PATH": ":".join([*toolset.path_dirs, base]),
-                               "HOME": os.environ.get("HOME", "/root"), "HOSTNAME": self.name}
+                               "HOME": str(self.home), "TMPDIR": str(self.tmp), "HOSTNAME": self.name}
         env.update(toolset.env)
         env.update(resolver.container_env(spec))
         argv = [expand_vars(a, env) for a in (spec.get("command") or []) + (spec.get("args") or [])]
