@@ -12,6 +12,14 @@ import pytest
 
 from .. import PROJECT_DIR  # noqa: F401 - tests import it from here
 
+GO_MISSING = "the Go toolchain (go) is not on PATH"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``needs_go`` skip, naming the missing capability, where there is no Go toolchain."""
+    if item.get_closest_marker("needs_go") is not None and shutil.which("go") is None:
+        pytest.skip(f"needs_go: {GO_MISSING}")
+
 
 def git(cwd: Path, *args: str) -> str:
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
@@ -103,7 +111,7 @@ def control_plane_binaries():
 
     release = load_release(PROJECT_DIR / "release.env", environ={})
     if shutil.which("go") is None and not binaries.find("etcd", release["ETCD_VERSION"], "etcd"):
-        pytest.skip("needs the Go toolchain to build the control plane (capability: go on PATH)")
+        pytest.skip(f"the control plane binaries are not cached and must be built: {GO_MISSING}")
     kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"])
     return ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"]),
                                 kube_apiserver=kube["kube-apiserver"],

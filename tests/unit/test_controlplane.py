@@ -15,7 +15,7 @@ import pytest
 from e2e_harness.kube import Kube
 from e2e_harness.waiting import Observation, WaitTimeout, poll_until
 
-from .conftest import PROJECT_DIR
+from .conftest import PROJECT_DIR, control_plane_binaries
 
 CRD = {
     "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
@@ -113,8 +113,10 @@ def test_hold(control_plane):
 """
 
 
+@pytest.mark.needs_go
 def test_ctrl_c_leaves_no_process_and_no_port_behind(tmp_path):
     """SIGINT to a pytest that runs a control plane: every process and its port are gone afterwards."""
+    control_plane_binaries()  # found or built here, not within the inner run's wait for its marker
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
     (tmp_path / "conftest.py").write_text("from tests.unit.conftest import control_plane  # noqa\n")
     marker = tmp_path / "marker.json"
