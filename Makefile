@@ -11,6 +11,11 @@ BIN := $(BUILD)/bin
 BACKEND ?= auto
 TOOLS_MANIFEST ?=
 PYTEST_ARGS ?=
+POSTGRES_MAJOR := $(shell sed -n 's/^POSTGRES_VERSION=//p' release.env)
+# Component sources from git bundles when a mirror directory sits beside the checkout (this
+# machine, its CI); users without one clone from the git hosting. See README, "Component sources".
+E2E_GIT_MIRROR ?= $(if $(wildcard ../shared/mirrors/*.bundle),$(abspath ../shared/mirrors))
+export E2E_GIT_MIRROR
 
 .PHONY: test check tools venv system-deps local-binaries clean
 
@@ -22,11 +27,15 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# Host tools: git, gpg, Go; for the local backend PostgreSQL (the release's major) and Redis too.
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
 	command -v gpg >/dev/null || missing="$$missing gnupg"; \
 	command -v go >/dev/null || missing="$$missing golang-go"; \
+	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/lib/postgresql/$(POSTGRES_MAJOR)/bin/postgres ] || missing="$$missing postgresql-$(POSTGRES_MAJOR)"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing tools:$$missing; install them, e.g.: sudo apt-get install$$missing" >&2; exit 1; fi; \

@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 import urllib3
 import yaml
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient, CoreV1Api
+from kubernetes.client import ApiClient, CoreV1Api, VersionApi
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
@@ -74,6 +74,11 @@ class Kube:
         except ResourceNotFoundError:
             self.dynamic.resources.invalidate_cache()
             return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    @transient
+    def server_version(self) -> str:
+        """The API server's gitVersion (e.g. v1.34.4, v1.31.5+k3s1): the report names the platform tested."""
+        return VersionApi(self.api).get_code().git_version
 
     # --- objects -------------------------------------------------------------------
     @transient

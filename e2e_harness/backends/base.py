@@ -9,12 +9,13 @@ reached (from inside pods and from the test process), and stops what it started.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Sequence
 
 from ..components import ResolvedSource
 from ..kube import Kube
+from ..postgres import PostgresAddress
 from ..release import Release
 
 
@@ -48,11 +49,18 @@ class Settings:
 
 @dataclass(frozen=True)
 class Endpoints:
-    """How the test process and pods reach the deployed services."""
+    """How the test process and pods reach the deployed services.
+
+    Scenarios put the ``*_in_pods`` addresses into a ScheduledBackup's ``vars`` and use
+    the ``*_from_tests`` ones themselves, so they never ask which backend runs them.
+    """
 
     server_url_from_tests: str
     server_url_in_pods: str
-    extra: dict = field(default_factory=dict)
+    server_namespace: str          # where BackupUsers, BackupCollections and their Secrets live
+    server_health_key: str         # for /ready
+    subject_db_from_tests: PostgresAddress  # a superuser's address of the subject PostgreSQL
+    subject_db_in_pods: PostgresAddress
 
 
 class Backend(ABC):
@@ -99,6 +107,9 @@ class Backend(ABC):
 
     def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self.kube.pod_logs(namespace, pod, container)
+
+    def check_services(self) -> None:
+        """Raise naming a deployed service that has died (where the backend can tell); used by every wait."""
 
     def diagnostic_namespaces(self) -> list[str]:
         """Namespaces of the deployed services, collected into failure bundles too."""

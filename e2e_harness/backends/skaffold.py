@@ -16,6 +16,7 @@ from .. import progress
 from ..commands import run
 from ..components import ResolvedSource
 from ..crds import controller_crds, install_crds, server_crds
+from ..postgres import PostgresAddress
 from .base import Backend, Endpoints
 from .portforward import PortForward
 
@@ -62,13 +63,17 @@ SERVER_NAMESPACE = "backups"
 SERVER_SERVICE = "server-backup-repository-server"  # release "server" of the server's chart
 SERVER_PORT = 8080
 CONTROLLER_NAMESPACE = "backup-maker-controller"  # skaffold.yaml, module controller
-SUBJECT_NAMESPACE = "db"  # fixtures/k3d/postgres.yaml
+SUBJECT_NAMESPACE = "db"  # fixtures/k3d/postgres.yaml: the subject PostgreSQL and its throwaway credentials
+SUBJECT_SERVICE = "postgres"
+SUBJECT_PORT = 5432
+SUBJECT_CREDENTIALS = ("harness", "harness-db-password", "postgres")  # user, password, database
+SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/k3d/server.values.yaml
 
 
 class SkaffoldBackend(Backend):
     """Deploys CRDs, subject, server and controller with skaffold; reaches the server by port-forward."""
 
-    _forward: PortForward | None = None
+    _forwards: tuple[PortForward, ...] = ()
 
     @abstractmethod
     def skaffold(self) -> Skaffold:
@@ -90,19 +95,29 @@ class SkaffoldBackend(Backend):
                     run(skaffold.run_command(module, self.settings.run_id), what=f"skaffold: {what}", timeout=1800)
 
     def endpoints(self) -> Endpoints:
-        if self._forward is None:
-            self._forward = PortForward(self.settings.bin_dir / "kubectl", self.kubeconfig, SERVER_NAMESPACE,
-                                        SERVER_SERVICE, SERVER_PORT, self.kube_context)
-            self._forward.start()
+        if not self._forwards:
+            kubectl = self.settings.bin_dir / "kubectl"
+            self._forwards = (PortForward(kubectl, self.kubeconfig, SERVER_NAMESPACE, SERVER_SERVICE, SERVER_PORT,
+                                          self.kube_context),
+                              PortForward(kubectl, self.kubeconfig, SUBJECT_NAMESPACE, SUBJECT_SERVICE,
+                                          SUBJECT_PORT, self.kube_context))
+            for forward in self._forwards:
+                forward.start()
+        server, subject = self._forwards
+        in_pods = PostgresAddress(f"{SUBJECT_SERVICE}.{SUBJECT_NAMESPACE}.svc.cluster.local", SUBJECT_PORT,
+                                  *SUBJECT_CREDENTIALS)
         return Endpoints(
-            server_url_from_tests=f"http://127.0.0.1:{self._forward.local_port}",
-            server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}")
+            server_url_from_tests=f"http://127.0.0.1:{server.local_port}",
+            server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}",
+            server_namespace=SERVER_NAMESPACE, server_health_key=SERVER_HEALTH_KEY,
+            subject_db_from_tests=PostgresAddress("127.0.0.1", subject.local_port, *SUBJECT_CREDENTIALS),
+            subject_db_in_pods=in_pods)
 
     def diagnostic_namespaces(self) -> list[str]:
         return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE]
 
     def stop(self) -> None:
-        if self._forward:
-            self._forward.stop()
-            self._forward = None
+        for forward in self._forwards:
+            forward.stop()
+        self._forwards = ()
         self.close_client()

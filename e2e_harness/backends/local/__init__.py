@@ -1,24 +1,49 @@
-"""The local backend: a real control plane and the components as host processes (no Docker).
+"""The local backend: a real control plane and the release's components as host processes (no Docker).
 
-Built in steps: the control plane (``controlplane``, ``binaries``, ``pki``) and the
-node agent stand in for a cluster; deploying the release's components as host
-processes is issue #4. Until that lands, ``preflight`` refuses plainly so that a
-run skips naming the missing capability instead of half-running.
+``start`` brings up etcd, kube-apiserver and kube-controller-manager (``controlplane``).
+``deploy`` builds the pinned components (``builds``), installs their CRDs, starts
+PostgreSQL (one instance for the server's metadata, one for the backup subject) and
+Redis (``databases``), then the server and the controller (``component_processes``), and
+finally the node agent, whose image table maps the images of the Jobs the pinned
+controller renders to the host toolsets built from the same pins.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 from ... import progress
-from ..base import Backend, BackendUnavailable
+from ...builds import build_all
+from ...crds import controller_crds, install_crds, server_crds
+from ...processes import ProcessGroup
+from ..base import Backend, BackendUnavailable, Endpoints
+from .component_processes import ControllerProcess, ServerProcess
 from .controlplane import ControlPlane, ControlPlaneBinaries
+from .databases import DatabaseError, PostgresServer, RedisServer, postgres_bin_dir
 from .node_agent import NodeAgent, Toolset
 
 NODE_NAME = "e2e-local-node"
-# Images the node agent can run, mapped to host toolsets. The release's own images
-# (backup-maker, pgbr) join this table with issue #4.
-IMAGES = {"busybox": Toolset("host-shell")}
+SERVER_NAMESPACE = "backup-repository"
+BACKUP_MAKER_IMAGE = "ghcr.io/riotkit-org/br-backup-maker*"  # any tag: the release names only `:main`
+
+
+def image_table(release, binaries: dict[str, Path]) -> dict[str, Toolset]:
+    """The images of the Jobs the pinned controller renders, mapped to host builds of the same pins.
+
+    backup-maker is named by the controller's templates only through a floating tag, so
+    the harness decides which build answers to it: the one at BACKUP_MAKER_VERSION.
+    pgbr's image carries the PostgreSQL major's client tools: Debian's of the same major.
+    """
+    major = release["POSTGRES_VERSION"]
+    pgbr_image = f"ghcr.io/riotkit-org/pgbr:{release['PGBR_VERSION']}-pg{major}"
+    return {
+        BACKUP_MAKER_IMAGE: Toolset(f"backup-maker {release['BACKUP_MAKER_VERSION']}",
+                                    (str(binaries["backup-maker"].parent),)),
+        pgbr_image: Toolset(f"pgbr {release['PGBR_VERSION']} + PostgreSQL {major} client tools",
+                            (str(binaries["pgbr"].parent), str(postgres_bin_dir(major)))),
+    }
 
 
 class LocalBackend(Backend):
@@ -26,13 +51,34 @@ class LocalBackend(Backend):
 
     def __init__(self, settings):
         super().__init__(settings)
+        self.state_dir = settings.build_dir / "local" / settings.run_id
         self.control_plane: ControlPlane | None = None
+        self.services = ProcessGroup(settings.artifacts_dir / "services")
+        self.databases: list[PostgresServer] = []
         self.agent: NodeAgent | None = None
+        self._endpoints: Endpoints | None = None
 
     def preflight(self) -> None:
-        raise BackendUnavailable("the local backend cannot deploy the release's components yet (server, "
-                                 "controller and pgbr as host processes: issue #4); use --backend k3d "
-                                 "(needs Docker) or --backend existing")
+        """Every host tool this backend needs, named when missing, before anything is resolved or built."""
+        needed = {"go": "the Go toolchain builds the components (Debian's golang-go, or go.dev)",
+                  "git": "component sources are git checkouts", "gpg": "backup pods encrypt with gpg",
+                  "bash": "backup pods run bash scripts", "unshare": "the node agent isolates mounts (util-linux)",
+                  "redis-server": "the controller's locks (Debian's redis-server)"}
+        if os.geteuid() == 0:
+            needed["setpriv"] = "PostgreSQL runs as the postgres user when the harness runs as root (util-linux)"
+        missing = [f"{tool} ({why})" for tool, why in needed.items() if shutil.which(tool) is None]
+        if missing:
+            raise BackendUnavailable("the local backend needs: " + "; ".join(missing) +
+                                     ". `make system-deps` installs them as root")
+        try:
+            postgres_bin_dir(self.settings.release["POSTGRES_VERSION"])
+        except DatabaseError as exc:
+            raise BackendUnavailable(str(exc)) from None
+        for knob, value in (("SKIP_SERVER_INSTALL", self.settings.skip_server_install),
+                            ("SKIP_CLIENT_INSTALL", self.settings.skip_client_install)):
+            if value:
+                raise BackendUnavailable(f"{knob}=true means 'already deployed', but the local backend starts a "
+                                         "fresh cluster every run; unset it, or use --backend existing")
 
     def start(self) -> None:
         from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
@@ -43,20 +89,50 @@ class LocalBackend(Backend):
             ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"], progress=progress.say),
                                  kube_apiserver=kube["kube-apiserver"],
                                  kube_controller_manager=kube["kube-controller-manager"]),
-            state_dir=self.settings.build_dir / "local" / self.settings.run_id,
-            log_dir=self.settings.artifacts_dir / "control-plane")
+            state_dir=self.state_dir, log_dir=self.settings.artifacts_dir / "control-plane")
         self.control_plane.start()
         # The cluster is private to this run: the agent runs pods of every namespace.
-        self.agent = NodeAgent(self.kube, NODE_NAME, self.settings.build_dir / "local" / self.settings.run_id / "pods",
-                               IMAGES, namespace_selector=lambda namespace: True)
+        self.agent = NodeAgent(self.kube, NODE_NAME, self.state_dir / "pods",
+                               {"busybox": Toolset("host-shell")},
+                               namespace_selector=lambda namespace: True)
         self.agent.register_node()
         self.agent.start()
 
     def deploy(self, sources) -> None:
-        raise BackendUnavailable("deploying components on the local backend is issue #4")
+        release = self.settings.release
+        by_name = {s.component.name: s for s in sources}
+        with progress.step("building the components at their pins"):
+            binaries = build_all(sources, progress=progress.say)
+        install_crds(self.kube, controller_crds(by_name["backup-maker-controller"]))
+        install_crds(self.kube, server_crds(by_name["backup-repository"]))
+        self.kube.create_namespace(SERVER_NAMESPACE)
+        with progress.step("starting PostgreSQL and Redis"):
+            server_db, subject_db = (PostgresServer(name, release["POSTGRES_VERSION"], self.services, self.state_dir)
+                                     for name in ("server-postgres", "subject-postgres"))
+            self.databases = [server_db, subject_db]
+            server_db.start()
+            metadata = server_db.create_owned_database("backup_repository", "backup_repository")
+            subject = subject_db.start()
+            redis_port = RedisServer(self.services, self.state_dir).start()
+        server = ServerProcess(binaries["backup-repository"], self.services, self.state_dir, self.kube.kubeconfig)
+        with progress.step("starting the backup-repository server"):
+            server.start(SERVER_NAMESPACE, metadata)
+        with progress.step("starting the backup-maker-controller"):
+            ControllerProcess(binaries["backup-maker-controller"], self.services, self.state_dir,
+                              self.kube.kubeconfig).start(redis_port)
+        self._endpoints = Endpoints(server_url_from_tests=server.url, server_url_in_pods=server.url,
+                                    server_namespace=SERVER_NAMESPACE, server_health_key=server.health_key,
+                                    subject_db_from_tests=subject, subject_db_in_pods=subject)
+        self.agent.images.update(image_table(release, binaries))  # read by the agent for every new pod
 
-    def endpoints(self):
-        raise BackendUnavailable("the local backend has no server endpoint before issue #4")
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            raise BackendUnavailable("the local backend has not deployed the release yet")
+        return self._endpoints
+
+    def check_services(self) -> None:
+        """Raise naming a service (server, controller, a database) that has died, with its log."""
+        self.services.check_running()
 
     @property
     def kubeconfig(self) -> Path:
@@ -67,16 +143,22 @@ class LocalBackend(Backend):
     def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self.agent.pod_logs(namespace, pod, container) if self.agent else ""
 
+    def diagnostic_namespaces(self) -> list[str]:
+        return [SERVER_NAMESPACE]
+
     def service_logs(self) -> dict[str, Path]:
-        if self.control_plane is None:
-            return {}
-        return {p.name: p.log_path for p in self.control_plane.processes.processes}
+        groups = [self.services] + ([self.control_plane.processes] if self.control_plane else [])
+        return {p.name: p.log_path for group in groups for p in group.processes}
 
     def stop(self) -> None:
         if self.agent is not None:
             self.agent.stop()
             self.agent = None
         self.close_client()
+        self.services.stop()
+        for database in self.databases:
+            database.cleanup()
+        self.databases = []
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
