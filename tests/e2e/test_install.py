@@ -28,3 +28,24 @@ def test_controller_crds_carry_the_status_fields_scenarios_assert_on(cluster):
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]["properties"]
     for field in ("processed", "childrenResourcesHealth", "healthy", "ownedReferences"):
         assert field in status, f"status.{field} missing from the installed CRD"
+
+
+def test_server_is_ready_with_its_database_storage_and_configuration(backup_server, endpoints):
+    response = backup_server.client.ready(endpoints.server_health_key)
+    assert response.status_code == 200, f"/ready answered {response.status_code}: {response.text[:300]}"
+
+
+def test_controller_renders_a_scheduled_backup(backups, namespace):
+    """The controller is running and reconciles: a ScheduledBackup gets its objects and condition True."""
+    from e2e_harness.backups import make_gpg_keys
+
+    backups.gpg_secret(make_gpg_keys(f"install@{namespace}.invalid"))
+    backups.token_secret("not-used-by-this-test")
+    scheduled = backups.scheduled_backup("install-check", template={"kind": "internal", "name": "pg15"}, variables={
+        "Params": {"hostname": "127.0.0.1", "port": 5432, "db": "x", "user": "x", "password": "x"},
+        "Repository": {"url": "http://127.0.0.1:1", "collectionId": "x", "passphrase": "", "recipient": "x"}})
+    conditions = scheduled["status"]["conditions"]
+    assert any(c["status"] == "True" for c in conditions), conditions
+    for kind, name in (("ConfigMap", "install-check-backup"), ("ConfigMap", "install-check-restore"),
+                       ("Secret", "install-check-backup"), ("Secret", "install-check-restore")):
+        assert backups.kube.get("v1", kind, name, namespace) is not None, f"{kind} {name} was not rendered"
