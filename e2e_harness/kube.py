@@ -96,6 +96,14 @@ class Kube:
         return applied
 
     @transient
+    def annotate(self, api_version: str, kind: str, name: str, namespace: str | None,
+                 annotations: dict[str, str]) -> None:
+        """A JSON merge patch of annotations only (an apply would drop the fields it omits)."""
+        self.dynamic.patch(self.resource(api_version, kind), name=name, namespace=namespace,
+                           body={"metadata": {"annotations": annotations}},
+                           content_type="application/merge-patch+json")
+
+    @transient
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict | None:
         try:
             return self.dynamic.get(self.resource(api_version, kind), name=name, namespace=namespace).to_dict()

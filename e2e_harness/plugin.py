@@ -9,6 +9,7 @@ any fixture runs, whenever a collected test needs it.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -18,13 +19,18 @@ from pathlib import Path
 import pytest
 
 from . import progress
-from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Settings, backend_class
-from .components import ResolvedSource, SourceResolver
+from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
+from .backups import Backups
+from .components import ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
 from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
+from .known_defects import OCCURRENCES, KnownDefectsError
+from .known_defects import load as load_known_defects
 from .masking import MASKER
+from .postgres import SubjectDatabase
 from .release import Release, ReleaseError, load_release
 from .report import TestResult, release_properties, render_markdown, write_report
+from .server_api import BackupServer, ServerAdmin, ServerClient
 
 KEEP_NAMESPACES = ("never", "on-failure", "always")
 RUN_LABEL = "e2e-harness.riotkit.org/run"
@@ -39,6 +45,7 @@ class HarnessState:
     build_dir: Path
     artifacts_dir: Path
     knobs: Knobs | None = None
+    git_mirror: Path | None = None
     release: Release | None = None
     sources: list[ResolvedSource] = field(default_factory=list)
     backend_name: str = ""
@@ -68,6 +75,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kubeconfig context for --backend existing (read only: never switched)")
     group.addoption("--build-dir", default=None, metavar="DIR",
                     help="component sources, tools and state (default: .build in the project directory)")
+    group.addoption("--git-mirror", default=None, metavar="DIR",
+                    help="clone components from <repository>.bundle files or bare <repository>.git dirs in DIR "
+                         "(default: $E2E_GIT_MIRROR)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -95,7 +105,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     try:
         state.knobs = Knobs.from_env()
         state.release = load_release(path)
-    except (ReleaseError, KnobError) as exc:
+        state.git_mirror = git_mirror_from(session.config.getoption("--git-mirror"), os.environ)
+        load_known_defects()
+    except (ReleaseError, KnobError, ComponentSourceError, KnownDefectsError) as exc:
         pytest.exit(f"e2e-harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
@@ -119,9 +131,11 @@ def _attach_failure_bundle(item: pytest.Item, report) -> None:
     if not isinstance(backend, Backend) or not isinstance(namespace, str) or item.nodeid in state.bundles:
         return
     dest = bundle_dir(state.artifacts_dir, item.nodeid)
+    server = funcargs.get("backup_server")
     try:
+        extra = {"server-versions.yaml": server.version_listing()} if isinstance(server, BackupServer) else {}
         collect_bundle(backend.kube, lambda ns, pod, c: backend.pod_logs(ns, pod, c),
-                       [namespace, *backend.diagnostic_namespaces()], dest, MASKER, backend.service_logs())
+                       [namespace, *backend.diagnostic_namespaces()], dest, MASKER, backend.service_logs(), extra)
     except Exception as exc:  # noqa: BLE001 - a broken collector must not hide the test's own failure
         report.sections.append(("failure bundle", f"could not be collected: {type(exc).__name__}: {exc}"))
         return
@@ -173,7 +187,9 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
                 reason = reason.removeprefix("Skipped: ")
         results.append(TestResult(item.nodeid, outcome, sum(r.duration for r in reports.values()),
                                   state.bundles.get(item.nodeid), MASKER.mask(reason)))
-    text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir)
+    seen = OCCURRENCES.counts()
+    defects = [(d, seen.get(d.id, 0)) for d in load_known_defects() if d.applies(state.release)]
+    text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects)
     state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
 
 
@@ -214,7 +230,7 @@ def release(harness_state: HarnessState) -> Release:
 def components(release: Release, harness_state: HarnessState) -> list[ResolvedSource]:
     knobs = harness_state.knobs
     resolver = SourceResolver(harness_state.build_dir, skip_git_pull=knobs.skip_git_pull,
-                              mode=knobs.component_source, progress=progress.say)
+                              mode=knobs.component_source, progress=progress.say, git_mirror=harness_state.git_mirror)
     with progress.step("resolving component sources"):
         harness_state.sources = resolver.resolve_release(release)
     return harness_state.sources
@@ -242,6 +258,7 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
     try:
         with progress.step(f"backend {backend.name}: starting the cluster"):
             backend.start()
+        harness_state.backend_name = f"{backend.name} (Kubernetes {backend.kube.server_version()})"
         with progress.step(f"backend {backend.name}: deploying the release"):
             backend.deploy(sources)
         yield backend
@@ -264,3 +281,39 @@ def namespace(request: pytest.FixtureRequest, cluster: Backend, harness_state: H
         progress.say(f"keeping namespace {name} (--keep-namespaces={policy})")
         return
     cluster.kube.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def endpoints(cluster: Backend) -> Endpoints:
+    """Where the server and the subject PostgreSQL are, from the test process and from pods."""
+    return cluster.endpoints()
+
+
+@pytest.fixture
+def backup_server(cluster: Backend, endpoints: Endpoints, namespace: str) -> BackupServer:
+    """Admin of the server (users, collections as custom resources) and its API client, per test."""
+    server = BackupServer(ServerAdmin(cluster.kube, endpoints.server_namespace),
+                          ServerClient(endpoints.server_url_from_tests), prefix=namespace)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def subject_db(endpoints: Endpoints, namespace: str) -> SubjectDatabase:
+    """A fresh PostgreSQL database to back up, named after the test; dropped afterwards."""
+    database = SubjectDatabase.create(endpoints.subject_db_from_tests, endpoints.subject_db_in_pods,
+                                      "subject_" + re.sub(r"[^a-z0-9]", "_", namespace))
+    yield database
+    database.drop()
+
+
+@pytest.fixture
+def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, release: Release) -> Backups:
+    """ScheduledBackups and RequestedBackupActions in the test's namespace, with bounded waits.
+
+    Afterwards the time spent in backups, restores and the Jobs' pods goes into the test's
+    JUnit properties (read by tests/benchmarks/scenario_suite.py)."""
+    client = Backups(cluster.kube, namespace, cluster.pod_logs, check_alive=cluster.check_services, release=release)
+    yield client
+    for name, seconds in client.timings().items():
+        request.node.user_properties.append((name, f"{seconds:.2f}"))

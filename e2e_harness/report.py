@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .components import ResolvedSource
+from .known_defects import KnownDefect
 from .release import Release
 
 
@@ -38,7 +39,8 @@ def release_properties(release: Release, sources: Sequence[ResolvedSource], back
 
 
 def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend: str,
-                    results: Sequence[TestResult], artifacts_dir: Path) -> str:
+                    results: Sequence[TestResult], artifacts_dir: Path,
+                    known_defects: Sequence[tuple[KnownDefect, int]] = ()) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
@@ -59,6 +61,13 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
         bundle = f"[{r.bundle.name}]({_relative(r.bundle, artifacts_dir)})" if r.bundle else ""
         result = r.outcome + (f": {r.reason}" if r.reason else "")
         lines.append(f"| `{r.nodeid}` | {result} | {r.duration:.1f}s | {bundle} |")
+    if known_defects:
+        lines += ["", "## Known defects of this release", "",
+                  "From `fixtures/known-defects.yaml`; an intermittent defect's step is run again only on its "
+                  "exact symptom.", "", "| defect | handling | seen in this run | cause |", "|---|---|---|---|"]
+        for defect, seen in known_defects:
+            lines.append(f"| `{defect.id}` ({', '.join(defect.components)}) | {defect.handling} | {seen} | "
+                         f"{defect.cause} |")
     return "\n".join(lines) + "\n"
 
 

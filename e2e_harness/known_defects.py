@@ -1,0 +1,82 @@
+"""Known defects of the pinned release (fixtures/known-defects.yaml) and what the harness does about them.
+
+A known defect is never hidden: an intermittent one lets a step run again only when its
+log shows the defect's exact symptom, and every occurrence is counted and printed in the
+report; a permanent one marks its case xfail(strict=True), so that a fix is noticed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .release import Release
+
+DEFECTS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "known-defects.yaml"
+HANDLINGS = ("retry-intermittent", "xfail")
+
+
+class KnownDefectsError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    id: str
+    components: tuple[str, ...]
+    applies_to: dict
+    handling: str
+    symptom: str
+    cause: str
+    attempts: int = 1
+    case: str = ""          # for xfail: the parametrised case id it applies to
+
+    def applies(self, release: Release | None) -> bool:
+        return release is None or all(release.values.get(k) == v for k, v in self.applies_to.items())
+
+
+def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
+    try:
+        entries = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError) as exc:
+        raise KnownDefectsError(f"{path}: cannot be read as YAML: {exc}") from None
+    defects = []
+    for n, entry in enumerate(entries, 1):
+        missing = {"id", "components", "applies_to", "handling", "symptom", "cause"} - set(entry or {})
+        if missing or entry.get("handling") not in HANDLINGS:
+            raise KnownDefectsError(f"{path}: entry {n} ({(entry or {}).get('id', 'no id')}): needs keys "
+                                    f"{sorted(missing) or 'ok'} and handling one of {HANDLINGS}")
+        defects.append(KnownDefect(entry["id"], tuple(entry["components"]), dict(entry["applies_to"]),
+                                   entry["handling"], entry["symptom"], " ".join(entry["cause"].split()),
+                                   int(entry.get("attempts", 1)), entry.get("case", "")))
+    return defects
+
+
+class Occurrences:
+    """How often each known defect showed up in this run (thread-safe; read by the report)."""
+
+    def __init__(self):
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, defect: KnownDefect) -> None:
+        with self._lock:
+            self._counts[defect.id] = self._counts.get(defect.id, 0) + 1
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+OCCURRENCES = Occurrences()
+
+
+def intermittent_match(defects: list[KnownDefect], release: Release | None, log: str) -> KnownDefect | None:
+    """The intermittent defect of this release whose symptom the log shows, if any."""
+    for defect in defects:
+        if defect.handling == "retry-intermittent" and defect.applies(release) and defect.symptom in log:
+            return defect
+    return None

@@ -1,0 +1,83 @@
+"""A broken release must turn the suite red: scenarios run against deliberately broken components.
+
+Each case plants a small patch the way a developer tests local work: a checkout of the
+component from the git mirror, patched, symlinked into a private build dir's
+``.build/<component>``; then a real e2e run (subprocess pytest, local backend) of the
+one scenario that must catch it. The run must fail, name what was wrong (the assertion,
+expected and seen) and leave a failure bundle.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from e2e_harness.components import COMPONENTS, git_mirror_from, repository_name
+from e2e_harness.release import load_release
+
+from .conftest import PROJECT_DIR
+
+pytestmark = [pytest.mark.needs_go, pytest.mark.timeout(1500)]
+
+MIRROR = git_mirror_from(None, os.environ) or (PROJECT_DIR.parent / "shared" / "mirrors")
+
+# component -> (file, text to find, text to put in its place); each breaks one promise quietly.
+PATCHES = {
+    "restore-does-nothing": ("pgbr", "cmd/db/restore.go",
+                             "func (bc *RestoreCommand) Run() error {\n",
+                             "func (bc *RestoreCommand) Run() error {\n\tif true {\n\t\treturn nil // planted\n\t}\n"),
+    "listing-drops-newest": ("backup-repository", "pkg/http/collection.go",
+                             '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,',
+                             "\t\tif len(versions) > 0 { // planted: hide the newest version\n"
+                             "\t\t\tnewest := 0\n\t\t\tfor i := range versions {\n"
+                             "\t\t\t\tif versions[i].VersionNumber > versions[newest].VersionNumber {\n"
+                             "\t\t\t\t\tnewest = i\n\t\t\t\t}\n\t\t\t}\n"
+                             "\t\t\tversions = append(versions[:newest], versions[newest+1:]...)\n\t\t}\n"
+                             '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,'),
+}
+SCENARIO = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
+EXPECTED = {
+    "restore-does-nothing": "restored data differs from the snapshot taken before the backup",
+    "listing-drops-newest": "expected exactly one new version 1",
+}
+
+
+def _planted_checkout(case: str, tmp_path: Path) -> tuple[str, Path]:
+    name, relative, find, replace = PATCHES[case]
+    component = next(c for c in COMPONENTS if c.name == name)
+    bundle = MIRROR / f"{repository_name(component.git_url)}.bundle"
+    if not bundle.is_file():
+        pytest.skip(f"needs the git mirror of {name} ({bundle}); set E2E_GIT_MIRROR")
+    pin = load_release(PROJECT_DIR / "release.env", environ={})[component.pin_key]
+    checkout = tmp_path / f"{name}-patched"
+    subprocess.run(["git", "clone", "--quiet", str(bundle), str(checkout)], check=True, timeout=300)
+    subprocess.run(["git", "-C", str(checkout), "-c", "advice.detachedHead=false", "checkout", "--quiet", pin],
+                   check=True, timeout=60)
+    path = checkout / relative
+    text = path.read_text()
+    assert text.count(find) == 1, f"the planted patch no longer applies to {name} {pin}: {relative} changed"
+    path.write_text(text.replace(find, replace))
+    return name, checkout
+
+
+@pytest.mark.parametrize("case", sorted(PATCHES))
+def test_a_broken_component_turns_its_scenario_red(case, tmp_path):
+    name, checkout = _planted_checkout(case, tmp_path)
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    (build_dir / name).symlink_to(checkout)
+    artifacts = tmp_path / "artifacts"
+    proc = subprocess.run([sys.executable, "-m", "pytest", SCENARIO, "--backend", "local", "-p", "no:cacheprovider",
+                           "--build-dir", str(build_dir), "--artifacts-dir", str(artifacts), "-q"],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1400,
+                          env={**os.environ, "E2E_GIT_MIRROR": str(MIRROR)})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, f"the run with {case} planted did not fail (exit {proc.returncode}):\n{output[-3000:]}"
+    assert EXPECTED[case] in output, f"the failure does not name the planted defect {case}:\n{output[-3000:]}"
+    assert "uncommitted changes" in output, "the report does not say the checkout carried local changes"
+    bundles = [p for p in artifacts.iterdir() if p.is_dir() and (p / "INDEX.txt").is_file()]
+    assert bundles, f"no failure bundle under {artifacts}: {sorted(p.name for p in artifacts.iterdir())}"
