@@ -25,19 +25,22 @@ pytestmark = [pytest.mark.needs_go, pytest.mark.timeout(1500)]
 
 MIRROR = git_mirror_from(None, os.environ) or (PROJECT_DIR.parent / "shared" / "mirrors")
 
-# component -> (file, text to find, text to put in its place); each breaks one promise quietly.
+# case -> (component, file, [(text to find, text to put in its place), ...]); each breaks one promise quietly.
 PATCHES = {
-    "restore-does-nothing": ("pgbr", "cmd/db/restore.go",
-                             "func (bc *RestoreCommand) Run() error {\n",
-                             "func (bc *RestoreCommand) Run() error {\n\tif true {\n\t\treturn nil // planted\n\t}\n"),
-    "listing-drops-newest": ("backup-repository", "pkg/http/collection.go",
-                             '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,',
-                             "\t\tif len(versions) > 0 { // planted: hide the newest version\n"
-                             "\t\t\tnewest := 0\n\t\t\tfor i := range versions {\n"
-                             "\t\t\t\tif versions[i].VersionNumber > versions[newest].VersionNumber {\n"
-                             "\t\t\t\t\tnewest = i\n\t\t\t\t}\n\t\t\t}\n"
-                             "\t\t\tversions = append(versions[:newest], versions[newest+1:]...)\n\t\t}\n"
-                             '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,'),
+    # Reads the whole dump (so the pipe's writer sees no error) and exits 0 without restoring.
+    "restore-does-nothing": ("pgbr", "cmd/db/restore.go", [
+        ('import (\n\t"bytes"', 'import (\n\t"io"\n\t"os"\n\t"bytes"'),
+        ("func (bc *RestoreCommand) Run() error {\n",
+         "func (bc *RestoreCommand) Run() error {\n\tif true { // planted: swallow the dump, restore nothing\n"
+         "\t\t_, err := io.Copy(io.Discard, os.Stdin)\n\t\treturn err\n\t}\n")]),
+    "listing-drops-newest": ("backup-repository", "pkg/http/collection.go", [
+        ('\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,',
+         "\t\tif len(versions) > 0 { // planted: hide the newest version\n"
+         "\t\t\tnewest := 0\n\t\t\tfor i := range versions {\n"
+         "\t\t\t\tif versions[i].VersionNumber > versions[newest].VersionNumber {\n"
+         "\t\t\t\t\tnewest = i\n\t\t\t\t}\n\t\t\t}\n"
+         "\t\t\tversions = append(versions[:newest], versions[newest+1:]...)\n\t\t}\n"
+         '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,')]),
 }
 SCENARIO = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
 EXPECTED = {
@@ -47,7 +50,7 @@ EXPECTED = {
 
 
 def _planted_checkout(case: str, tmp_path: Path) -> tuple[str, Path]:
-    name, relative, find, replace = PATCHES[case]
+    name, relative, edits = PATCHES[case]
     component = next(c for c in COMPONENTS if c.name == name)
     bundle = MIRROR / f"{repository_name(component.git_url)}.bundle"
     if not bundle.is_file():
@@ -59,8 +62,10 @@ def _planted_checkout(case: str, tmp_path: Path) -> tuple[str, Path]:
                    check=True, timeout=60)
     path = checkout / relative
     text = path.read_text()
-    assert text.count(find) == 1, f"the planted patch no longer applies to {name} {pin}: {relative} changed"
-    path.write_text(text.replace(find, replace))
+    for find, replace in edits:
+        assert text.count(find) == 1, f"the planted patch no longer applies to {name} {pin}: {relative} changed"
+        text = text.replace(find, replace)
+    path.write_text(text)
     return name, checkout
 
 
