@@ -49,6 +49,11 @@ class SecretMasker:
         for plain in (secret.get("stringData") or {}).values():
             self.add(plain)
 
+    def values(self) -> list[str]:
+        """Every registered secret value (for the self-test that searches a run's files for them)."""
+        with self._lock:
+            return sorted(self._values)
+
     def mask(self, text: str) -> str:
         with self._lock:
             values = sorted(self._values, key=len, reverse=True)

@@ -9,7 +9,10 @@ expected and seen) and leave a failure bundle.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +45,7 @@ PATCHES = {
          "\t\t\tversions = append(versions[:newest], versions[newest+1:]...)\n\t\t}\n"
          '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,')]),
 }
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 SCENARIO = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
 EXPECTED = {
     "restore-does-nothing": "restored data differs from the snapshot taken before the backup",
@@ -75,14 +79,32 @@ def test_a_broken_component_turns_its_scenario_red(case, tmp_path):
     build_dir = tmp_path / "build"
     build_dir.mkdir()
     (build_dir / name).symlink_to(checkout)
-    artifacts = tmp_path / "artifacts"
+    artifacts, junit, secrets_file = tmp_path / "artifacts", tmp_path / "junit.xml", tmp_path / "secrets.json"
     proc = subprocess.run([sys.executable, "-m", "pytest", SCENARIO, "--backend", "local", "-p", "no:cacheprovider",
+                           "-p", "tests.secret_dump_plugin", "--junitxml", str(junit),
                            "--build-dir", str(build_dir), "--artifacts-dir", str(artifacts), "-q"],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1400,
-                          env={**os.environ, "E2E_GIT_MIRROR": str(MIRROR)})
+                          env={**os.environ, "E2E_GIT_MIRROR": str(MIRROR), "E2E_SECRET_DUMP": str(secrets_file)})
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, f"the run with {case} planted did not fail (exit {proc.returncode}):\n{output[-3000:]}"
     assert EXPECTED[case] in output, f"the failure does not name the planted defect {case}:\n{output[-3000:]}"
     assert "uncommitted changes" in output, "the report does not say the checkout carried local changes"
     bundles = [p for p in artifacts.iterdir() if p.is_dir() and (p / "INDEX.txt").is_file()]
     assert bundles, f"no failure bundle under {artifacts}: {sorted(p.name for p in artifacts.iterdir())}"
+    _assert_no_secret_anywhere(json.loads(secrets_file.read_text()), output,
+                               [artifacts, build_dir / "local", junit])
+
+
+def _assert_no_secret_anywhere(secrets: list[str], console: str, places: list[Path]) -> None:
+    """No secret the run generated (passwords, tokens, JWT secret, health key, GPG private key), nor its
+    base64 form, in the console output or any file the run left (e-mail addresses are not secrets)."""
+    secrets = [s for s in secrets if len(s) >= 8 and not EMAIL.fullmatch(s)]
+    assert len(secrets) >= 5, f"the run registered too few secrets to make this check meaningful: {len(secrets)}"
+    needles = {s: [s.encode(), base64.b64encode(s.encode())] for s in secrets}
+    files = [p for place in places if place.exists()
+             for p in ([place] if place.is_file() else place.rglob("*")) if p.is_file()]
+    hits = [f"{path} holds a secret ({secret[:4]}…)" for path in files
+            for secret, forms in needles.items() if any(form in path.read_bytes() for form in forms)]
+    hits += [f"console output holds a secret ({secret[:4]}…)" for secret, forms in needles.items()
+             if any(form.decode() in console for form in forms)]
+    assert not hits, "secrets leaked:\n" + "\n".join(sorted(set(hits))[:30])

@@ -17,6 +17,7 @@ from pathlib import Path
 from ... import progress
 from ...builds import build_all
 from ...crds import controller_crds, install_crds, server_crds
+from ...masking import MASKER
 from ...processes import ProcessGroup
 from ..base import Backend, BackendUnavailable, Endpoints
 from .component_processes import ControllerProcess, ServerProcess
@@ -53,7 +54,10 @@ class LocalBackend(Backend):
         super().__init__(settings)
         self.state_dir = settings.build_dir / "local" / settings.run_id
         self.control_plane: ControlPlane | None = None
-        self.services = ProcessGroup(settings.artifacts_dir / "services")
+        # Raw logs stay private (the controller logs rendered scripts with tokens and keys); stop() copies
+        # them, masked, into the artifacts directory. Failure bundles mask what they copy too.
+        self.raw_logs = self.state_dir / "logs"
+        self.services = ProcessGroup(self.raw_logs / "services")
         self.databases: list[PostgresServer] = []
         self.agent: NodeAgent | None = None
         self._endpoints: Endpoints | None = None
@@ -89,7 +93,7 @@ class LocalBackend(Backend):
             ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"], progress=progress.say),
                                  kube_apiserver=kube["kube-apiserver"],
                                  kube_controller_manager=kube["kube-controller-manager"]),
-            state_dir=self.state_dir, log_dir=self.settings.artifacts_dir / "control-plane")
+            state_dir=self.state_dir, log_dir=self.raw_logs / "control-plane")
         self.control_plane.start()
         # The cluster is private to this run: the agent runs pods of every namespace.
         self.agent = NodeAgent(self.kube, NODE_NAME, self.state_dir / "pods",
@@ -162,3 +166,15 @@ class LocalBackend(Backend):
         if self.control_plane is not None:
             self.control_plane.stop()
             self.control_plane = None
+        self._publish_masked_logs()
+        # etcd's data, the PKI, raw logs and the pods' secret volumes hold every secret of the run: keep
+        # none of it unless the user asked to keep the cluster.
+        if not self.settings.keep_cluster and self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+
+    def _publish_masked_logs(self) -> None:
+        """Every service's and control-plane process's log, masked, under <artifacts>/<group>/<name>.log."""
+        for raw in sorted(self.raw_logs.rglob("*.log")) if self.raw_logs.exists() else []:
+            dest = self.settings.artifacts_dir / raw.relative_to(self.raw_logs)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(MASKER.mask(raw.read_text(errors="replace")))
