@@ -3,6 +3,7 @@
 #   make check   the harness's own tests
 #   make tools   pinned kubectl, k3d, helm, skaffold into .build/bin (sha256-verified)
 #   make local-binaries   the local backend's control plane at the pinned versions
+#   make lint-tools   actionlint at its pinned version for the workflow self-tests
 SHELL := /bin/bash
 PYTHON ?= python3
 BUILD := .build
@@ -17,7 +18,7 @@ POSTGRES_MAJOR := $(shell sed -n 's/^POSTGRES_VERSION=//p' release.env)
 E2E_GIT_MIRROR ?= $(if $(wildcard ../shared/mirrors/*.bundle),$(abspath ../shared/mirrors))
 export E2E_GIT_MIRROR
 
-.PHONY: test check tools venv system-deps local-binaries clean
+.PHONY: test check tools venv system-deps local-binaries lint-tools clean
 
 venv: $(VENV)/.installed
 
@@ -49,7 +50,12 @@ tools: venv
 local-binaries: system-deps venv
 	$(VENV)/bin/python -m e2e_harness.backends.local.binaries --release-env release.env
 
-check: local-binaries
+# actionlint at the version pinned in e2e_harness/lint_tools.py: found, or built once from its Go
+# module into ~/.cache/e2e-harness/actionlint (seconds); tests/unit/test_workflows.py needs it.
+lint-tools: venv
+	$(VENV)/bin/python -m e2e_harness.lint_tools
+
+check: local-binaries lint-tools
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
 test: system-deps venv

