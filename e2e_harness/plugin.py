@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,7 +92,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORTS] = {}
 
 
+def _interrupt_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
+    # A CI cancel or `kill` sends SIGTERM: stop like Ctrl-C, so every fixture tears down what it started.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         progress.configure(lambda line: reporter.write_line(line), MASKER.mask)
