@@ -140,9 +140,14 @@ def _attach_failure_bundle(item: pytest.Item, report) -> None:
     if not isinstance(backend, Backend) or not isinstance(namespace, str) or item.nodeid in state.bundles:
         return
     dest = bundle_dir(state.artifacts_dir, item.nodeid)
+    extra = {}
     server = funcargs.get("backup_server")
+    if isinstance(server, BackupServer):
+        try:
+            extra["server-versions.yaml"] = server.version_listing()
+        except Exception as exc:  # noqa: BLE001 - the server may be what broke; the bundle is still wanted
+            extra["server-versions.yaml"] = f"<cannot list versions: {type(exc).__name__}: {exc}>\n"
     try:
-        extra = {"server-versions.yaml": server.version_listing()} if isinstance(server, BackupServer) else {}
         collect_bundle(backend.kube, lambda ns, pod, c: backend.pod_logs(ns, pod, c),
                        [namespace, *backend.diagnostic_namespaces()], dest, MASKER, backend.service_logs(), extra)
     except Exception as exc:  # noqa: BLE001 - a broken collector must not hide the test's own failure
