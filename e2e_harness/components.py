@@ -59,6 +59,7 @@ class Component:
     pin_key: str       # key in release.env
     git_url: str
     module_path: str   # Go module path (differs from the repository name for some)
+    other_module_paths: tuple[str, ...] = ()  # earlier module paths of the same repository
 
 
 COMPONENTS: tuple[Component, ...] = (
@@ -70,7 +71,7 @@ COMPONENTS: tuple[Component, ...] = (
               "github.com/riotkit-org/backup-maker-controller"),
     Component("backup-maker", "BACKUP_MAKER_VERSION",
               "https://github.com/riotkit-org/br-backup-maker.git",
-              "github.com/riotkit-org/br-backup-maker"),
+              "github.com/riotkit-org/br-backup-maker", ("github.com/riotkit-org/backup-maker",)),
     Component("pgbr", "PGBR_VERSION",
               "https://github.com/riotkit-org/br-pgbr.git",
               "github.com/riotkit-org/br-pg-simple-backup"),
@@ -167,6 +168,12 @@ class SourceResolver:
         if not target.is_dir():
             raise ComponentSourceError(f"{component.name}: symlink {path} points to {target}, "
                                        "which is not a directory")
+        module = _go_module_path(target / "go.mod")
+        if module not in (component.module_path, *component.other_module_paths):
+            raise ComponentSourceError(
+                f"{component.name}: symlink {path} points to {target}, which is not a checkout of "
+                f"{component.name} (its go.mod declares module {module or 'nothing: no go.mod'}, expected "
+                f"{component.module_path}); point the symlink at that component's source")
         revision, detail = "unknown", "not a git checkout"
         if (target / ".git").exists():
             revision = _git(target, "rev-parse", "HEAD").stdout.strip()
@@ -388,6 +395,14 @@ def _git(path: Path, *args: str, timeout: float = 120, config: tuple[str, ...] =
 def _has_commit(path: Path, ref: str) -> bool:
     return run(["git", "-C", path, "rev-parse", "--quiet", "--verify", f"{ref}^{{commit}}"],
                check=False, env=_GIT_ENV).returncode == 0
+
+
+def _go_module_path(go_mod: Path) -> str:
+    try:
+        match = re.search(r"^module\s+(\S+)", go_mod.read_text(errors="replace"), re.MULTILINE)
+    except OSError:
+        return ""
+    return match.group(1).strip('"') if match else ""
 
 
 def _parse_go_json(stdout: str) -> dict:

@@ -129,6 +129,14 @@ def load_release(path: Path | str, environ: Mapping[str, str] | None = None) -> 
     except FileNotFoundError:
         raise ReleaseError(f"{path}: file not found. Pass --release-env or create it "
                            f"with the keys {', '.join(k.name for k in KEYS)}.") from None
+    except IsADirectoryError:
+        raise ReleaseError(f"{path}: is a directory; --release-env takes the release file itself "
+                           f"(e.g. {path / 'release.env'})") from None
+    except PermissionError:
+        raise ReleaseError(f"{path}: not readable by this user; fix its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ReleaseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                           "expected KEY=value lines") from None
 
     values: dict[str, str] = {}
     origins: dict[str, str] = {}

@@ -89,6 +89,7 @@ def test_unknown_revision_names_component_pin_and_source(origin, tmp_path):
 
 
 def test_symlinked_checkout_is_used_as_is(origin, tmp_path):
+    origin.commit("module example.org/none\n", "go.mod")
     origin.commit("one")
     origin.tag("v1.0.0")
     work = origin.commit("work in progress")
@@ -100,6 +101,15 @@ def test_symlinked_checkout_is_used_as_is(origin, tmp_path):
     assert (src.origin, src.revision, src.detail) == ("symlink", work, "uncommitted changes")
     assert head(origin.path) == work, "never checked out"
     assert (origin.path / "file.txt").read_text() == "uncommitted\n", "never reset or cleaned"
+
+
+def test_symlink_to_another_components_checkout_is_refused(origin, tmp_path):
+    origin.commit("module example.org/something-else\n", "go.mod")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "demo").symlink_to(origin.path)
+    with pytest.raises(ComponentSourceError, match="not a checkout of demo.*declares module example.org/something-else"
+                                                   ".*expected example.org/none"):
+        resolver(tmp_path).resolve(component(origin.url), Pin("v1.0.0"))
 
 
 def test_foreign_directory_is_not_overwritten(origin, tmp_path):

@@ -76,6 +76,15 @@ def test_missing_file_says_what_to_do(tmp_path):
         load_release(tmp_path / "nope.env", environ={})
 
 
+def test_release_env_that_is_a_directory_or_unreadable_is_a_clear_error(tmp_path):
+    with pytest.raises(ReleaseError, match="is a directory; --release-env takes the release file itself"):
+        load_release(tmp_path, environ={})
+    binary = tmp_path / "binary.env"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ReleaseError, match="not UTF-8 text"):
+        load_release(binary, environ={})
+
+
 @pytest.mark.parametrize("raw, kind, ref", [
     ("v4.1.0-rc1", "tag", "v4.1.0-rc1"),
     ("1.0.0-rc1", "tag", "1.0.0-rc1"),
