@@ -17,6 +17,7 @@ A pseudo-version pin the mirror lacks falls back to the Go module proxy.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -137,7 +138,18 @@ class SourceResolver:
         return [self.resolve(c, release.pin(c.pin_key)) for c in components]
 
     def resolve(self, component: Component, pin: Pin) -> ResolvedSource:
+        """One run at a time per component directory: two runs in one checkout (two terminals, an
+        editor's test runner) must not check out or clone into ``.build/<component>`` at once."""
         self.build_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.build_dir / f".{component.name}.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.progress(f"{component.name}: waiting for another run resolving {self.build_dir / component.name}")
+                fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's git and go commands are bounded
+            return self._resolve_locked(component, pin)
+
+    def _resolve_locked(self, component: Component, pin: Pin) -> ResolvedSource:
         path = self.build_dir / component.name
         if path.is_symlink():
             return self._use_symlink(component, pin, path)

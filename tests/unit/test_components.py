@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
+import threading
 
 import pytest
 
 from e2e_harness.components import (COMPONENTS, MARKER, Component, ComponentSourceError, SourceResolver,
                                     git_mirror_from, main)
 from e2e_harness.release import Pin
+from e2e_harness.waiting import Observation, poll_until
 
 from .conftest import PROJECT_DIR, git
 
@@ -85,7 +88,7 @@ def test_unknown_revision_names_component_pin_and_source(origin, tmp_path):
     message = str(err.value)
     assert "demo" in message and "unknown revision v9.9.9" in message and origin.url in message
     assert not (tmp_path / "build" / "demo").exists(), "a failed clone leaves nothing behind"
-    assert not [p for p in (tmp_path / "build").iterdir()], "no partial clone left behind"
+    assert not [p for p in (tmp_path / "build").iterdir() if p.suffix != ".lock"], "no partial clone left behind"
 
 
 def test_symlinked_checkout_is_used_as_is(origin, tmp_path):
@@ -230,7 +233,7 @@ def test_pin_missing_from_the_mirror_names_component_pin_file_and_its_tags(origi
     message = str(err.value)
     assert "demo" in message and "v9.9.9" in message and str(served) in message
     assert "tags: v1.0.0, v1.1.0" in message
-    assert not [p for p in (tmp_path / "build").iterdir()], "no partial clone left behind"
+    assert not [p for p in (tmp_path / "build").iterdir() if p.suffix != ".lock"], "no partial clone left behind"
 
 
 def test_missing_mirror_directory_is_refused_at_once(tmp_path):
@@ -246,7 +249,7 @@ def test_mirror_without_the_component_file_is_refused_before_any_clone(tmp_path)
         chosen.validate([component(MIRROR_URL)])
     with pytest.raises(ComponentSourceError, match=expected):
         chosen.resolve(component(MIRROR_URL), Pin("v1.0.0"))
-    assert not [p for p in (tmp_path / "build").iterdir()], "nothing cloned"
+    assert not [p for p in (tmp_path / "build").iterdir() if p.suffix != ".lock"], "nothing cloned"
 
 
 def test_existing_clone_fetches_a_new_tag_through_the_mirror(origin, tmp_path):
@@ -352,3 +355,29 @@ def test_release_tag_pins_resolve_through_the_shared_mirrors(tmp_path):
         tag_commit = git(tmp_path, "ls-remote", str(served), f"refs/tags/{src.pin}^{{}}",
                          f"refs/tags/{src.pin}").splitlines()[0].split()[0]
         assert (src.origin, src.revision) == (f"mirror: {served}", tag_commit), src.describe()
+
+
+def test_two_runs_resolving_one_component_at_once_both_get_the_pin(origin, tmp_path):
+    """Two runs in one checkout: the second waits for the first instead of cloning into the same place."""
+
+    first = origin.commit("one")
+    origin.tag("v1.0.0")
+    bundle(origin, tmp_path / "mirror")
+    said: list[str] = []
+    holder = resolver(tmp_path, git_mirror=tmp_path / "mirror")
+    waiter = SourceResolver(tmp_path / "build", progress=said.append, git_mirror=tmp_path / "mirror")
+    results = []
+    lock_path = tmp_path / "build" / ".demo.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as held:  # the first run holds the component's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        thread = threading.Thread(target=lambda: results.append(
+            waiter.resolve(component(MIRROR_URL), Pin("v1.0.0"))))
+        thread.start()
+        poll_until(lambda: Observation(bool(said), "not waiting yet"), what="the second run to wait",
+                   timeout=30, interval=0.05)
+        assert not results, "the second run resolved while the first held the component"
+        results.append(holder._resolve_locked(component(MIRROR_URL), Pin("v1.0.0")))
+    thread.join(timeout=60)
+    assert [r.revision for r in results] == [first, first]
+    assert "waiting for another run" in said[0]
