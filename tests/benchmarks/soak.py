@@ -1,0 +1,78 @@
+"""Soak: the e2e suite N times in a row; per run its duration and result, then the flaky scenarios.
+
+    .build/venv/bin/python -m tests.benchmarks.soak --runs 10 [-- extra pytest args]
+
+A scenario is flaky when it failed in one run and passed in another. Each run is a full
+``pytest tests/e2e`` (its own cluster, components from the build cache) with its own JUnit
+file; known intermittent defects of the release (fixtures/known-defects.yaml) are counted
+from each run's report.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+from .. import PROJECT_DIR
+
+DEFECT_ROW = re.compile(r"^\| `([^`]+)` .*?\| (retry-intermittent|xfail) \| (\d+) \|", re.MULTILINE)
+
+
+def outcomes(junit: Path) -> dict[str, str]:
+    """``{test id: passed|failed|skipped}`` from one JUnit file."""
+    result = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname')}::{case.get('name')}"
+        if case.find("failure") is not None or case.find("error") is not None:
+            result[name] = "failed"
+        elif case.find("skipped") is not None:
+            result[name] = "skipped"
+        else:
+            result[name] = "passed"
+    return result
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("pytest_args", nargs="*")
+    args = parser.parse_args(argv)
+    seen: dict[str, set[str]] = defaultdict(set)
+    defects: dict[str, int] = defaultdict(int)
+    failed_runs = 0
+    with tempfile.TemporaryDirectory(prefix="e2e-soak-") as scratch:
+        for n in range(1, args.runs + 1):
+            junit, artifacts = Path(scratch) / f"junit-{n}.xml", Path(scratch) / f"artifacts-{n}"
+            started = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "--backend", "local", "-q",
+                                   "--junitxml", str(junit), "--artifacts-dir", str(artifacts), *args.pytest_args],
+                                  cwd=PROJECT_DIR, capture_output=True, text=True)
+            took = time.monotonic() - started
+            results = outcomes(junit) if junit.is_file() else {}
+            for test, outcome in results.items():
+                seen[test].add(outcome)
+            report = artifacts / "report.md"
+            for defect, _, count in DEFECT_ROW.findall(report.read_text() if report.is_file() else ""):
+                defects[defect] += int(count)
+            counts = {o: sum(1 for v in results.values() if v == o) for o in ("passed", "failed", "skipped")}
+            failed_runs += proc.returncode != 0
+            print(f"run {n:>3}: {took:6.1f} s, exit {proc.returncode}, "
+                  + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+    flaky = sorted(test for test, outcomes_seen in seen.items() if {"passed", "failed"} <= outcomes_seen)
+    always_failed = sorted(test for test, outcomes_seen in seen.items() if outcomes_seen == {"failed"})
+    print(f"\n{args.runs} runs, {failed_runs} not green; {len(flaky)} flaky scenario(s)"
+          + "".join(f"\n  flaky: {t}" for t in flaky) + "".join(f"\n  always failed: {t}" for t in always_failed))
+    for defect, count in sorted(defects.items()):
+        print(f"known intermittent defect {defect}: hit {count} time(s) over all runs")
+    return 1 if flaky or always_failed or failed_runs else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
