@@ -2,7 +2,7 @@
 
 A known defect is never hidden: an intermittent one lets a step run again only when its
 log shows the defect's exact symptom, and every occurrence is counted and printed in the
-report; a permanent one marks its case xfail(strict=True), so that a fix is noticed.
+report.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 from .release import Release
 
 DEFECTS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "known-defects.yaml"
-HANDLINGS = ("retry-intermittent", "xfail")
+HANDLINGS = ("retry-intermittent",)
 
 
 class KnownDefectsError(RuntimeError):
@@ -32,7 +32,6 @@ class KnownDefect:
     symptom: str
     cause: str
     attempts: int = 1
-    case: str = ""          # for xfail: the parametrised case id it applies to
 
     def applies(self, release: Release | None) -> bool:
         return release is None or all(release.values.get(k) == v for k, v in self.applies_to.items())
@@ -51,7 +50,7 @@ def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
                                     f"{sorted(missing) or 'ok'} and handling one of {HANDLINGS}")
         defects.append(KnownDefect(entry["id"], tuple(entry["components"]), dict(entry["applies_to"]),
                                    entry["handling"], entry["symptom"], " ".join(entry["cause"].split()),
-                                   int(entry.get("attempts", 1)), entry.get("case", "")))
+                                   int(entry.get("attempts", 1))))
     return defects
 
 

@@ -167,20 +167,21 @@ class BackupServer:
     prefix: str
     _count: int = 0
 
-    def _name(self, what: str) -> str:
+    def new_name(self, what: str) -> str:
+        """A name for a new object of this test: the test's namespace, ``what`` and a counter."""
         self._count += 1
         return f"{self.prefix}-{what}{self._count}"[:63]
 
     def user_token(self, roles: list[str]) -> str:
         """A new user with ``roles``, logged in: its JWT."""
-        name = self._name("user")
+        name = self.new_name("user")
         password = secrets.token_urlsafe(16)
         self.admin.create_user(name, password, roles)
         return self.client.login(name, password)
 
     def collection(self, **limits) -> str:
         """A new collection (see ``ServerAdmin.create_collection`` for the limits); its id."""
-        name = self._name("c")
+        name = self.new_name("c")
         self.admin.create_collection(name, **limits)
         return name
 

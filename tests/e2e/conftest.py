@@ -7,6 +7,7 @@ scenario proves", each failing with what was expected and what was seen.
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -162,8 +163,6 @@ def dump_as_sql(dump: bytes) -> str:
 
 def controller_keys(backups: Backups, name: str) -> GpgKeys:
     """The keys the controller made itself (createIfNotExists) from its GPG Secret."""
-    import base64
-
     secret = backups.kube.get("v1", "Secret", "backup-keys", backups.namespace)
     data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
     return GpgKeys(data.get("e-mail.txt", ""), data["public"], data["private"], data.get("passphrase", ""))

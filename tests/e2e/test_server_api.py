@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_login_with_a_wrong_password_is_refused_with_401(backup_server):
-    name = backup_server._name("user")
+    name = backup_server.new_name("user")
     backup_server.admin.create_user(name, "right-password-" + secrets.token_hex(4), ["backupUploader"])
     response = backup_server.client.request("POST", "/api/stable/auth/login",
                                             json={"username": name, "password": "wrong"})
@@ -19,7 +19,7 @@ def test_login_with_a_wrong_password_is_refused_with_401(backup_server):
 
 
 def test_login_gives_a_token_and_whoami_names_the_user(backup_server):
-    name = backup_server._name("user")
+    name = backup_server.new_name("user")
     password = secrets.token_urlsafe(12)
     email = backup_server.admin.create_user(name, password, ["backupDownloader"])
     token = backup_server.client.login(name, password)

@@ -1,11 +1,11 @@
 """The local backend: a real control plane and the release's components as host processes (no Docker).
 
-``start`` brings up etcd, kube-apiserver and kube-controller-manager (``controlplane``).
-``deploy`` builds the pinned components (``builds``), installs their CRDs, starts
-PostgreSQL (one instance for the server's metadata, one for the backup subject) and
-Redis (``databases``), then the server and the controller (``component_processes``), and
-finally the node agent, whose image table maps the images of the Jobs the pinned
-controller renders to the host toolsets built from the same pins.
+``start`` brings up etcd, kube-apiserver and kube-controller-manager (``controlplane``)
+and the node agent. ``deploy`` builds the pinned components (``builds``), installs their
+CRDs, starts PostgreSQL (one instance for the server's metadata, one for the backup
+subject) and Redis (``databases``), then the server and the controller
+(``component_processes``), and finally adds to the agent's image table the images of the
+Jobs the pinned controller renders, mapped to host toolsets built from the same pins.
 """
 
 from __future__ import annotations
