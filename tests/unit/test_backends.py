@@ -89,3 +89,90 @@ def test_existing_backend_refuses_a_multi_file_kubeconfig(tmp_path):
     assert user_kubeconfig({"KUBECONFIG": str(a)}) == a
     with pytest.raises(BackendUnavailable, match="not found"):
         user_kubeconfig({"KUBECONFIG": str(tmp_path / "missing")})
+
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+current-context: {current}
+clusters:
+- name: prod
+  cluster: {{server: "https://127.0.0.1:6443"}}
+contexts:
+- name: prod-admin
+  context: {{cluster: prod, user: admin}}
+- name: staging
+  context: {{cluster: gone, user: admin}}
+users:
+- name: admin
+  user: {{token: t}}
+"""
+
+
+def _existing(tmp_path, text: str, context: str | None):
+    from e2e_harness.backends import Settings
+    from e2e_harness.backends.existing import ExistingBackend
+    from e2e_harness.release import load_release
+    from .conftest import PROJECT_DIR
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(text)
+    settings = Settings(release=load_release(PROJECT_DIR / "release.env", environ={}), project_dir=PROJECT_DIR,
+                        build_dir=tmp_path / ".build", artifacts_dir=tmp_path / "artifacts", run_id="t",
+                        kube_context=context)
+    return ExistingBackend(settings, environ={"KUBECONFIG": str(path)}), path
+
+
+def test_existing_backend_accepts_a_kubeconfig_with_the_context(tmp_path):
+    backend, _ = _existing(tmp_path, KUBECONFIG.format(current="prod-admin"), "prod-admin")
+    backend.preflight()
+    from e2e_harness.backends.existing import check_kubeconfig
+    assert check_kubeconfig(backend.kubeconfig, None) == "prod-admin"  # its current-context
+
+
+def test_existing_backend_names_the_line_of_a_kubeconfig_that_does_not_parse(tmp_path):
+    backend, path = _existing(tmp_path, KUBECONFIG.format(current="prod: admin"), "prod-admin")
+    with pytest.raises(BackendUnavailable) as error:
+        backend.preflight()
+    message = str(error.value)
+    assert message.startswith(f"existing backend: kubeconfig {path} does not parse as YAML at line 3, "
+                              "column 22: mapping values are not allowed here")
+    assert "set KUBECONFIG to a valid kubeconfig" in message
+    backend, path = _existing(tmp_path, "just a string\n", None)
+    with pytest.raises(BackendUnavailable, match=f"kubeconfig {path} is not a kubeconfig: expected a YAML mapping"):
+        backend.preflight()
+
+
+def test_existing_backend_lists_the_contexts_when_the_one_asked_for_is_missing(tmp_path):
+    backend, path = _existing(tmp_path, KUBECONFIG.format(current="prod-admin"), "prod")
+    with pytest.raises(BackendUnavailable) as error:
+        backend.preflight()
+    assert str(error.value) == (f"existing backend: kubeconfig {path}: context 'prod' (--kube-context) is not in "
+                                "it; it has: prod-admin, staging. Pass --kube-context with one of those")
+    backend, path = _existing(tmp_path, KUBECONFIG.format(current="old"), None)
+    with pytest.raises(BackendUnavailable, match="context 'old' \\(its current-context\\) is not in it; it has: "
+                                                 "prod-admin, staging"):
+        backend.preflight()
+    backend, path = _existing(tmp_path, KUBECONFIG.format(current="staging"), None)
+    with pytest.raises(BackendUnavailable, match="context 'staging' names cluster 'gone', which is not among its "
+                                                 "clusters \\(prod\\)"):
+        backend.preflight()
+
+
+def test_a_bad_kubeconfig_stops_the_run_before_sources_are_resolved(tmp_path):
+    """Through pytest: the run says what is wrong with the kubeconfig and resolves and builds nothing."""
+    import subprocess
+    import sys
+    from .conftest import PROJECT_DIR
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(KUBECONFIG.format(current="prod-admin"))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e/test_install.py", "--backend", "existing",
+                           "--kube-context", "nope", "-p", "no:cacheprovider", "--artifacts-dir",
+                           str(tmp_path / "artifacts"), "--build-dir", str(tmp_path / "build"), "-q", "-rs"],
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
+                          env={**__import__("os").environ, "KUBECONFIG": str(path)})
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 5, output[-3000:]
+    assert "context 'nope' (--kube-context) is not in it; it has: prod-admin, staging" in output, output[-3000:]
+    assert "resolving component sources" not in output
+    assert not (tmp_path / "build").exists() or not any((tmp_path / "build").iterdir())
