@@ -70,14 +70,18 @@ class LocalBackend(Backend):
                   "redis-server": "the controller's locks (Debian's redis-server)"}
         if os.geteuid() == 0:
             needed["setpriv"] = "PostgreSQL runs as the postgres user when the harness runs as root (util-linux)"
-        missing = [f"{tool} ({why})" for tool, why in needed.items() if shutil.which(tool) is None]
-        if missing:
-            raise BackendUnavailable("the local backend needs: " + "; ".join(missing) +
-                                     ". `make system-deps` installs them as root")
+        from ...debian import install_hint
+
+        missing = {tool: why for tool, why in needed.items() if shutil.which(tool) is None}
+        major = self.settings.release["POSTGRES_VERSION"]
         try:
-            postgres_bin_dir(self.settings.release["POSTGRES_VERSION"])
-        except DatabaseError as exc:
-            raise BackendUnavailable(str(exc)) from None
+            postgres_bin_dir(major)
+        except DatabaseError as exc:  # "PostgreSQL 15: <path> not found; ..."
+            missing[f"postgresql-{major}"] = (f"{str(exc).split(';')[0]}; or set POSTGRES_VERSION in release.env "
+                                              "to the major you have")
+        if missing:
+            raise BackendUnavailable("the local backend needs: " + "; ".join(f"{t} ({w})" for t, w in missing.items())
+                                     + ". " + install_hint(missing))
         for knob, value in (("SKIP_SERVER_INSTALL", self.settings.skip_server_install),
                             ("SKIP_CLIENT_INSTALL", self.settings.skip_client_install)):
             if value:
