@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .ports import PortInUse, ensure_free, in_use_message
+
 log = logging.getLogger("e2e_harness.processes")
 
 STOP_TIMEOUT = 10
@@ -74,6 +76,7 @@ class HostProcess:
     name: str
     popen: subprocess.Popen
     log_path: Path
+    ports: tuple[int, ...] = ()   # loopback ports the harness picked for it
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -129,7 +132,9 @@ class ProcessGroup:
         return watchdog.pid
 
     def start(self, name: str, args: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = None,
-              cwd: Path | None = None) -> HostProcess:
+              cwd: Path | None = None, ports: Sequence[int] = ()) -> HostProcess:
+        """Start ``args`` as ``name``; ``ports`` (picked by free_port) must still be free, else PortInUse."""
+        ensure_free(name, ports)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         argv = [str(a) for a in args]
@@ -139,7 +144,7 @@ class ProcessGroup:
             with open(log_path, "ab") as log_file:
                 popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env={**os.environ, **(env or {})}, cwd=cwd, process_group=pgid)
-            process = HostProcess(name, popen, log_path)
+            process = HostProcess(name, popen, log_path, tuple(ports))
             self.processes.append(process)
         return process
 
@@ -147,6 +152,8 @@ class ProcessGroup:
         """Raise naming any process that has exited, with its log's tail."""
         for p in list(self.processes):
             if not p.running():
+                if in_use := in_use_message(p.name, p.popen.returncode, p.ports, p.log_tail(), p.log_path):
+                    raise PortInUse(in_use)
                 raise ProcessError(f"{p.name} exited with {p.popen.returncode}; log {p.log_path}:\n{p.log_tail()}")
 
     def stop(self) -> None:

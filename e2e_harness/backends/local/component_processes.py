@@ -70,7 +70,7 @@ class ServerProcess:
             # Secrets through the environment, so they are not on the command line (ps, logs).
             env={"KUBECONFIG": str(self.kubeconfig), "BR_DB_PASSWORD": database.password,
                  "BR_JWT_SECRET_KEY": self.jwt_secret, "BR_HEALTH_CHECK_KEY": self.health_key},
-            cwd=self.state_dir)
+            cwd=self.state_dir, ports=(port,))
         _wait_http(self.processes, self.name, f"{self.url}/ready", {"Authorization": self.health_key})
 
 
@@ -91,5 +91,5 @@ class ControllerProcess:
             f"--health-probe-bind-address=127.0.0.1:{health}", "--leader-elect=false",
             "--redis-host=127.0.0.1", f"--redis-port={redis_port}"],
             # KUBECONFIG must name one file (controller.md §5); HOME and cwd are private and writable.
-            env={"KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)}, cwd=self.home)
+            env={"KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)}, cwd=self.home, ports=(metrics, health))
         _wait_http(self.processes, self.name, f"http://127.0.0.1:{health}/readyz")

@@ -71,7 +71,7 @@ class ControlPlane:
             "--listen-client-urls", url, "--advertise-client-urls", url,
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", f"e2e={peer_url}", "--listen-metrics-urls", "",
-            "--unsafe-no-fsync", "--log-level", "warn"])
+            "--unsafe-no-fsync", "--log-level", "warn"], ports=(client, peer))
         self._wait_healthy("etcd", f"{url}/health", lambda r: r.ok and r.json().get("health") == "true")
         return url
 
@@ -94,7 +94,7 @@ class ControlPlane:
             "--disable-admission-plugins", "ServiceAccount",
             # A loopback advertise address cannot back the kubernetes Service's endpoints.
             "--endpoint-reconciler-type", "none",
-            "--cert-dir", self.state_dir / "apiserver-certs"])
+            "--cert-dir", self.state_dir / "apiserver-certs"], ports=(port,))
         self._wait_healthy("kube-apiserver", f"{self.apiserver_url}/readyz", lambda r: r.status_code == 200,
                            cert=(str(pki.admin_cert), str(pki.admin_key)), verify=str(pki.ca_cert))
 
@@ -120,7 +120,7 @@ class ControlPlane:
             "--controllers", ",".join(CONTROLLERS), "--leader-elect=false",
             "--use-service-account-credentials=false",
             "--bind-address", "127.0.0.1", "--secure-port", str(port),
-            "--cert-dir", self.state_dir / "kcm-certs"])
+            "--cert-dir", self.state_dir / "kcm-certs"], ports=(port,))
         self._wait_healthy("kube-controller-manager", f"https://127.0.0.1:{port}/healthz",
                            lambda r: r.status_code == 200, verify=False)
 

@@ -87,7 +87,7 @@ class PostgresServer:
         self.processes.start(self.name, [*prefix, self.bin_dir / "postgres", "-D", data, "-p", str(self.port),
                                          "-k", data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
                                          "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-                                         "-c", "max_connections=200"])
+                                         "-c", "max_connections=200"], ports=(self.port,))
         self.superuser = PostgresAddress("127.0.0.1", self.port, "postgres", password, "postgres")
         self._wait_ready()
         return self.superuser
@@ -140,7 +140,7 @@ class RedisServer:
         self.port = free_port()
         self.processes.start("redis", [binary, "--port", str(self.port), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no", "--dir", directory,
-                                       "--daemonize", "no"])
+                                       "--daemonize", "no"], ports=(self.port,))
         poll_until(self._ping, what=f"redis on 127.0.0.1:{self.port} to answer PING", timeout=READY_TIMEOUT,
                    interval=0.1, where=str(self.processes.log_dir / "redis.log"))
         return self.port
