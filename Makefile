@@ -28,7 +28,8 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Host tools: git, gpg, Go; for the local backend PostgreSQL (the release's major) and Redis too.
+# Host tools: git, gpg, Go; for the local backend PostgreSQL (the release's major), Redis, and MariaDB
+# (Debian's major hosts the templates' mariadb:<that major> images; other majors are not hostable).
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
@@ -37,6 +38,7 @@ system-deps:
 	command -v setpriv >/dev/null || missing="$$missing util-linux"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/lib/postgresql/$(POSTGRES_MAJOR)/bin/postgres ] || missing="$$missing postgresql-$(POSTGRES_MAJOR)"; \
+	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing tools:$$missing; install them, e.g.: sudo apt-get install$$missing" >&2; exit 1; fi; \

@@ -15,6 +15,7 @@ from typing import ClassVar, Sequence
 
 from ..components import ResolvedSource
 from ..kube import Kube
+from ..mariadb import MariaDBAddress
 from ..postgres import PostgresAddress
 from ..release import Release
 
@@ -61,6 +62,8 @@ class Endpoints:
     server_health_key: str         # for /ready
     subject_db_from_tests: PostgresAddress  # a superuser's address of the subject PostgreSQL
     subject_db_in_pods: PostgresAddress
+    subject_mariadb_from_tests: MariaDBAddress | None = None  # an all-privileges account of the subject MariaDB
+    subject_mariadb_in_pods: MariaDBAddress | None = None
 
 
 class Backend(ABC):
@@ -107,6 +110,10 @@ class Backend(ABC):
 
     def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
         return self.kube.pod_logs(namespace, pod, container)
+
+    def unhostable_reason(self, image: str) -> str | None:
+        """Why pods of ``image`` cannot run faithfully on this backend (a template's skip reason), or None."""
+        return None
 
     def check_services(self) -> None:
         """Raise naming a deployed service that has died (where the backend can tell); used by every wait."""

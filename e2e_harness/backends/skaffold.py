@@ -16,6 +16,7 @@ from .. import progress
 from ..commands import run
 from ..components import ResolvedSource
 from ..crds import controller_crds, install_crds, server_crds
+from ..mariadb import MariaDBAddress
 from ..postgres import PostgresAddress
 from .base import Backend, Endpoints
 from .portforward import PortForward
@@ -67,6 +68,9 @@ SUBJECT_NAMESPACE = "db"  # fixtures/k3d/postgres.yaml: the subject PostgreSQL a
 SUBJECT_SERVICE = "postgres"
 SUBJECT_PORT = 5432
 SUBJECT_CREDENTIALS = ("harness", "harness-db-password", "postgres")  # user, password, database
+SUBJECT_MARIADB_SERVICE = "mariadb"  # fixtures/k3d/mariadb.yaml
+SUBJECT_MARIADB_PORT = 3306
+SUBJECT_MARIADB_CREDENTIALS = ("root", "harness-mariadb-password")
 SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/k3d/server.values.yaml
 
 
@@ -100,10 +104,12 @@ class SkaffoldBackend(Backend):
             self._forwards = (PortForward(kubectl, self.kubeconfig, SERVER_NAMESPACE, SERVER_SERVICE, SERVER_PORT,
                                           self.kube_context),
                               PortForward(kubectl, self.kubeconfig, SUBJECT_NAMESPACE, SUBJECT_SERVICE,
-                                          SUBJECT_PORT, self.kube_context))
+                                          SUBJECT_PORT, self.kube_context),
+                              PortForward(kubectl, self.kubeconfig, SUBJECT_NAMESPACE, SUBJECT_MARIADB_SERVICE,
+                                          SUBJECT_MARIADB_PORT, self.kube_context))
             for forward in self._forwards:
                 forward.start()
-        server, subject = self._forwards
+        server, subject, mariadb = self._forwards
         in_pods = PostgresAddress(f"{SUBJECT_SERVICE}.{SUBJECT_NAMESPACE}.svc.cluster.local", SUBJECT_PORT,
                                   *SUBJECT_CREDENTIALS)
         return Endpoints(
@@ -111,7 +117,10 @@ class SkaffoldBackend(Backend):
             server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}",
             server_namespace=SERVER_NAMESPACE, server_health_key=SERVER_HEALTH_KEY,
             subject_db_from_tests=PostgresAddress("127.0.0.1", subject.local_port, *SUBJECT_CREDENTIALS),
-            subject_db_in_pods=in_pods)
+            subject_db_in_pods=in_pods,
+            subject_mariadb_from_tests=MariaDBAddress("127.0.0.1", mariadb.local_port, *SUBJECT_MARIADB_CREDENTIALS),
+            subject_mariadb_in_pods=MariaDBAddress(f"{SUBJECT_MARIADB_SERVICE}.{SUBJECT_NAMESPACE}.svc.cluster.local",
+                                                   SUBJECT_MARIADB_PORT, *SUBJECT_MARIADB_CREDENTIALS))
 
     def diagnostic_namespaces(self) -> list[str]:
         return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE]

@@ -11,8 +11,11 @@ Jobs the pinned controller renders, mapped to host toolsets built from the same 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
+
+from dotenv import dotenv_values
 
 from ... import progress
 from ...builds import build_all
@@ -23,28 +26,77 @@ from ..base import Backend, BackendUnavailable, Endpoints
 from .component_processes import ControllerProcess, ServerProcess
 from .controlplane import ControlPlane, ControlPlaneBinaries
 from .databases import DatabaseError, PostgresServer, RedisServer, postgres_bin_dir
-from .node_agent import NodeAgent, Toolset
+from .mariadb_server import MariaDBServer, debian_mariadb_version
+from .node_agent import NodeAgent, Toolset, UnknownImage, resolve_image
 
 NODE_NAME = "e2e-local-node"
 SERVER_NAMESPACE = "backup-repository"
 BACKUP_MAKER_IMAGE = "ghcr.io/riotkit-org/br-backup-maker*"  # any tag: the release names only `:main`
 
 
-def image_table(release, binaries: dict[str, Path]) -> dict[str, Toolset]:
-    """The images of the Jobs the pinned controller renders, mapped to host builds of the same pins.
+def image_table(release, binaries: dict[str, Path], mariadb_version: str | None = None,
+                debian_codename: str | None = None) -> dict[str, Toolset]:
+    """The images of the Jobs the pinned controller renders, mapped to host toolsets of the same versions.
 
     backup-maker is named by the controller's templates only through a floating tag, so
     the harness decides which build answers to it: the one at BACKUP_MAKER_VERSION.
     pgbr's image carries the PostgreSQL major's client tools: Debian's of the same major.
+    The templates' ``mariadb:<major>`` images get Debian's MariaDB tools only for the major
+    Debian installed, and ``debian:<codename>-slim`` the host's own tools only when the host
+    is that Debian release. An image is never mapped to a toolset of another major version.
+    Images run with the working directory of their Dockerfiles (``/``: postgres, mariadb and
+    debian set no WORKDIR), which the withFiles restores rely on (``tar x`` into the cwd).
     """
     major = release["POSTGRES_VERSION"]
     pgbr_image = f"ghcr.io/riotkit-org/pgbr:{release['PGBR_VERSION']}-pg{major}"
-    return {
+    table = {
         BACKUP_MAKER_IMAGE: Toolset(f"backup-maker {release['BACKUP_MAKER_VERSION']}",
                                     (str(binaries["backup-maker"].parent),)),
         pgbr_image: Toolset(f"pgbr {release['PGBR_VERSION']} + PostgreSQL {major} client tools",
-                            (str(binaries["pgbr"].parent), str(postgres_bin_dir(major)))),
+                            (str(binaries["pgbr"].parent), str(postgres_bin_dir(major))), working_dir="/"),
     }
+    if mariadb_version:
+        table[f"docker.io/mariadb:{mariadb_version}*"] = Toolset(f"Debian's MariaDB {mariadb_version} tools",
+                                                                 working_dir="/")
+    if debian_codename:
+        for image in (f"docker.io/debian:{debian_codename}-slim", f"docker.io/debian:{debian_codename}"):
+            table[image] = Toolset(f"this host's Debian {debian_codename} tools", working_dir="/")
+    return table
+
+
+def unhostable_reason(image: str, images: dict[str, Toolset], release, mariadb_version: str | None,
+                      debian_codename: str | None) -> str | None:
+    """None when ``image`` has a faithful toolset here, else what is missing (for the skip reason)."""
+    try:
+        resolve_image(image, images)
+        return None
+    except UnknownImage:
+        pass
+    where = "; it runs on the k3d backend"
+    if m := re.search(r"/pgbr:.*-pg(\d+)$", image):
+        return (f"image {image} needs PostgreSQL {m.group(1)} client tools; the local backend has Debian's "
+                f"PostgreSQL {release['POSTGRES_VERSION']} only (POSTGRES_VERSION){where}")
+    if m := re.search(r"/mariadb:(\d+\.\d+)", image):
+        have = f"Debian's mariadb-server here is {mariadb_version}" if mariadb_version else (
+            "Debian's mariadb-server is not installed (`make system-deps`)")
+        return f"image {image} needs MariaDB {m.group(1)} tools; {have}{where}"
+    if m := re.search(r"/mysql:(\d+\.\d+)", image):
+        return f"image {image} needs MySQL {m.group(1)} tools; Debian ships MariaDB, not MySQL{where}"
+    if "kubectl" in image:
+        return (f"image {image}: the kubectl template runs `kubectl exec` in running pods, which the local "
+                f"backend's node agent does not provide{where}")
+    if m := re.search(r"/debian:([a-z]+)", image):
+        return (f"image {image} needs Debian {m.group(1)}'s tools; this host is Debian "
+                f"{debian_codename or 'not Debian'}{where}")
+    return f"image {image} has no host toolset on the local backend{where}"
+
+
+def host_debian_codename(os_release: Path = Path("/etc/os-release")) -> str | None:
+    try:
+        values = dotenv_values(os_release)
+    except OSError:
+        return None
+    return values.get("VERSION_CODENAME") if values.get("ID") == "debian" else None
 
 
 class LocalBackend(Backend):
@@ -58,7 +110,9 @@ class LocalBackend(Backend):
         # them, masked, into the artifacts directory. Failure bundles mask what they copy too.
         self.raw_logs = self.state_dir / "logs"
         self.services = ProcessGroup(self.raw_logs / "services")
-        self.databases: list[PostgresServer] = []
+        self.databases: list[PostgresServer | MariaDBServer] = []
+        self.mariadb_version = debian_mariadb_version()
+        self.debian_codename = host_debian_codename()
         self.agent: NodeAgent | None = None
         self._endpoints: Endpoints | None = None
 
@@ -122,6 +176,12 @@ class LocalBackend(Backend):
             metadata = server_db.create_owned_database("backup_repository", "backup_repository")
             subject = subject_db.start()
             redis_port = RedisServer(self.services, self.state_dir).start()
+        subject_mariadb = None
+        if self.mariadb_version:  # for the mysql-family templates; without it they are not hostable here
+            with progress.step(f"starting MariaDB {self.mariadb_version}"):
+                mariadb = MariaDBServer(self.services)
+                self.databases.append(mariadb)
+                subject_mariadb = mariadb.start()
         server = ServerProcess(binaries["backup-repository"], self.services, self.state_dir, self.kube.kubeconfig)
         with progress.step("starting the backup-repository server"):
             server.start(SERVER_NAMESPACE, metadata)
@@ -130,8 +190,14 @@ class LocalBackend(Backend):
                               self.kube.kubeconfig).start(redis_port)
         self._endpoints = Endpoints(server_url_from_tests=server.url, server_url_in_pods=server.url,
                                     server_namespace=SERVER_NAMESPACE, server_health_key=server.health_key,
-                                    subject_db_from_tests=subject, subject_db_in_pods=subject)
-        self.agent.images.update(image_table(release, binaries))  # read by the agent for every new pod
+                                    subject_db_from_tests=subject, subject_db_in_pods=subject,
+                                    subject_mariadb_from_tests=subject_mariadb, subject_mariadb_in_pods=subject_mariadb)
+        # read by the agent for every new pod
+        self.agent.images.update(image_table(release, binaries, self.mariadb_version, self.debian_codename))
+
+    def unhostable_reason(self, image: str) -> str | None:
+        return unhostable_reason(image, self.agent.images if self.agent else {}, self.settings.release,
+                                 self.mariadb_version, self.debian_codename)
 
     def endpoints(self) -> Endpoints:
         if self._endpoints is None:

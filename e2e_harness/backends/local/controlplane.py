@@ -2,7 +2,7 @@
 
 Real Kubernetes minus the kubelet (the node agent stands in for it): real
 admission and CRD validation, and the Job, CronJob, garbage-collector and
-namespace controllers, so Jobs complete, namespaces delete and ownerReferences
+namespace controllers (and PVC protection, so namespaces with claims delete), so Jobs complete, namespaces delete and ownerReferences
 cascade. Every run gets a fresh data dir, PKI, ports and kubeconfig under its
 state directory; nothing from an earlier run is reused.
 """
@@ -26,7 +26,7 @@ from .pki import Pki, create_pki
 log = logging.getLogger("e2e_harness.local.controlplane")
 
 CONTROLLERS = ("job-controller", "cronjob-controller", "garbage-collector-controller", "namespace-controller",
-               "serviceaccount-controller")
+               "serviceaccount-controller", "persistentvolumeclaim-protection-controller")
 SERVICE_CIDR = "10.0.0.0/24"
 READY_TIMEOUT = 120
 

@@ -22,8 +22,9 @@ What a container is here
   with the pod). Missing
   non-optional Secrets/ConfigMaps are retried for ``CONFIG_RETRY_SECONDS`` (kubelet
   retries forever, a harness should say what is missing), then the pod fails.
-* ``workingDir`` absent: a per-container scratch directory under the pod's work dir
-  (never the host's ``/``).
+* ``workingDir`` absent: the toolset's ``working_dir`` (the image's WORKDIR, e.g. ``/``,
+  inside the container's private mount namespace), else a per-container scratch
+  directory under the pod's work dir.
 * Processes: one process group per container (``start_new_session``), stdin from
   /dev/null, stdout+stderr to ``<work_dir>/<ns>/<pod>/<container>.log`` (appended on
   restarts). When the main process exits, the rest of its group is killed (a kubelet
@@ -121,6 +122,7 @@ class Toolset:
     name: str
     path_dirs: tuple[str, ...] = ()   # prepended to PATH inside the container
     env: Mapping[str, str] = field(default_factory=dict)
+    working_dir: str = ""              # the image's WORKDIR; empty: a scratch dir of the container
 
 
 class UnknownImage(Exception):
@@ -640,8 +642,8 @@ class _PodRun:
                 if not source.exists():
                     source.mkdir(parents=True)
             plan.bind(m["mountPath"], str(source), bool(m.get("readOnly")))
-        wd = spec.get("workingDir") or str(scratch)
-        if spec.get("workingDir"):
+        wd = spec.get("workingDir") or toolset.working_dir or str(scratch)
+        if wd != str(scratch) and os.path.normpath(wd) != "/":
             wd = plan.ensure(wd, is_dir=True)
         script = self.dir / f"{c.name}.sh"
         script.write_text(plan.script(wd))
