@@ -2,7 +2,11 @@
 
 A known defect is never hidden: an intermittent one lets a step run again only when its
 log shows the defect's exact symptom, and every occurrence is counted and printed in the
-report.
+report. A defect of a procedure template (``handling: xfail``) marks the scenario
+``scenario`` of every template whose backup or restore script is ``template_script``
+``xfail(strict=True)``: it counts as expected only when the scenario raises
+:class:`KnownDefectHit` (its log shows the symptom), any other failure stays a failure,
+and a pass (the defect is fixed) turns the run red until this file is updated.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import yaml
 from .release import Release
 
 DEFECTS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "known-defects.yaml"
-HANDLINGS = ("retry-intermittent",)
+HANDLINGS = ("retry-intermittent", "xfail")
 
 
 class KnownDefectsError(RuntimeError):
     pass
+
+
+class KnownDefectHit(AssertionError):
+    """A scenario failed exactly as a known defect of the release says it does (its xfail)."""
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,16 @@ class KnownDefect:
     symptom: str
     cause: str
     attempts: int = 1
+    scenario: str = ""          # xfail: the test function it breaks
+    template_script: str = ""   # xfail: backup/<script> or restore/<script> of the templates it breaks
 
     def applies(self, release: Release | None) -> bool:
         return release is None or all(release.values.get(k) == v for k, v in self.applies_to.items())
+
+    def breaks(self, scenario: str, backup_script: str, restore_script: str) -> bool:
+        """True for an xfail defect of this scenario on a template using its script."""
+        return self.handling == "xfail" and self.scenario == scenario and self.template_script in (
+            f"backup/{backup_script}", f"restore/{restore_script}")
 
 
 def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
@@ -45,12 +60,16 @@ def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
     defects = []
     for n, entry in enumerate(entries, 1):
         missing = {"id", "components", "applies_to", "handling", "symptom", "cause"} - set(entry or {})
+        if entry and entry.get("handling") == "xfail":
+            missing |= {"scenario", "template_script"} - set(entry)
         if missing or entry.get("handling") not in HANDLINGS:
             raise KnownDefectsError(f"{path}: entry {n} ({(entry or {}).get('id', 'no id')}): needs keys "
-                                    f"{sorted(missing) or 'ok'} and handling one of {HANDLINGS}")
+                                    f"{sorted(missing) or 'ok'} and handling one of {HANDLINGS} (xfail also "
+                                    "needs scenario and template_script)")
         defects.append(KnownDefect(entry["id"], tuple(entry["components"]), dict(entry["applies_to"]),
                                    entry["handling"], entry["symptom"], " ".join(entry["cause"].split()),
-                                   int(entry.get("attempts", 1))))
+                                   int(entry.get("attempts", 1)), entry.get("scenario", ""),
+                                   entry.get("template_script", "")))
     return defects
 
 
@@ -79,3 +98,17 @@ def intermittent_match(defects: list[KnownDefect], release: Release | None, log:
         if defect.handling == "retry-intermittent" and defect.applies(release) and defect.symptom in log:
             return defect
     return None
+
+
+def template_defects(defects: list[KnownDefect], release: Release | None, scenario: str, backup_script: str,
+                     restore_script: str) -> list[KnownDefect]:
+    """The xfail defects of this release that break ``scenario`` for a template with these scripts."""
+    return [d for d in defects if d.applies(release) and d.breaks(scenario, backup_script, restore_script)]
+
+
+def raise_if_hit(defects: list[KnownDefect], log: str) -> None:
+    """Raise KnownDefectHit when ``log`` shows the symptom of one of ``defects`` (counted for the report)."""
+    for defect in defects:
+        if defect.symptom in log:
+            OCCURRENCES.add(defect)
+            raise KnownDefectHit(f"known defect {defect.id}: the log shows {defect.symptom!r}; {defect.cause}")

@@ -23,16 +23,17 @@ import pytest
 from . import progress
 from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
 from .backups import Backups
-from .components import ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
+from .components import COMPONENTS, ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
 from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
-from .known_defects import OCCURRENCES, KnownDefectsError
+from .known_defects import OCCURRENCES, KnownDefectHit, KnownDefectsError, template_defects
 from .known_defects import load as load_known_defects
 from .masking import MASKER
 from .postgres import SubjectDatabase
 from .release import Release, ReleaseError, load_release
 from .report import TestResult, release_properties, render_markdown, write_report
 from .server_api import BackupServer, ServerAdmin, ServerClient
+from .templates import TemplateDefinition, TemplateDefinitionError, load_definitions
 
 KEEP_NAMESPACES = ("never", "on-failure", "always")
 RUN_LABEL = "e2e-harness.riotkit.org/run"
@@ -54,6 +55,7 @@ class HarnessState:
     all_skipped: bool = False
     bundles: dict[str, Path] = field(default_factory=dict)
     report_path: Path | None = None
+    templates: list[TemplateDefinition] | None = None  # the matrix, read at collection
 
 
 STATE = pytest.StashKey[HarnessState]()
@@ -84,6 +86,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: scenario test that needs a running backend")
+    config.addinivalue_line("markers", "template_family(name): a template-matrix scenario only for that family")
     project_dir = Path(config.rootpath)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     build_dir = Path(config.getoption("--build-dir") or project_dir / ".build").absolute()
@@ -109,15 +112,58 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Validate knobs and release.env before any expensive fixture runs."""
     if not any("release" in getattr(item, "fixturenames", ()) for item in session.items):
         return
-    state = session.config.stash[STATE]
-    path = session.config.getoption("--release-env") or state.project_dir / "release.env"
+    _load_inputs(session.config)
+
+
+def _load_inputs(config: pytest.Config) -> HarnessState:
+    """Knobs, release.env, the git mirror and the known defects, validated once; a usage error otherwise."""
+    state = config.stash[STATE]
+    if state.release is not None:
+        return state
+    path = config.getoption("--release-env") or state.project_dir / "release.env"
     try:
         state.knobs = Knobs.from_env()
         state.release = load_release(path)
-        state.git_mirror = git_mirror_from(session.config.getoption("--git-mirror"), os.environ)
+        state.git_mirror = git_mirror_from(config.getoption("--git-mirror"), os.environ)
         load_known_defects()
     except (ReleaseError, KnobError, ComponentSourceError, KnownDefectsError) as exc:
         pytest.exit(f"e2e-harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return state
+
+
+def _resolver(state: HarnessState) -> SourceResolver:
+    return SourceResolver(state.build_dir, skip_git_pull=state.knobs.skip_git_pull, mode=state.knobs.component_source,
+                          progress=progress.say, git_mirror=state.git_mirror)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """The template matrix: one case per definition in the pinned backup-maker's source.
+
+    Collecting it resolves backup-maker's source (the only component resolved at collection:
+    the matrix is whatever that revision ships). A scenario marked ``template_family(x)``
+    gets that family's templates only; a known defect of the release (fixtures/known-defects.yaml,
+    ``handling: xfail``) marks its cases xfail(strict=True), expected only on its symptom."""
+    if "procedure_template" not in metafunc.fixturenames:
+        return
+    state = _load_inputs(metafunc.config)
+    if state.templates is None:
+        backup_maker = next(c for c in COMPONENTS if c.name == "backup-maker")
+        try:
+            source = _resolver(state).resolve(backup_maker, state.release.pin(backup_maker.pin_key))
+            state.templates = load_definitions(source.path)
+        except (ComponentSourceError, TemplateDefinitionError) as exc:
+            pytest.exit(f"e2e-harness: the template matrix: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    family = metafunc.definition.get_closest_marker("template_family")
+    defects = load_known_defects()
+    params = []
+    for definition in state.templates:
+        if family and definition.family != family.args[0]:
+            continue
+        marks = [pytest.mark.xfail(strict=True, raises=KnownDefectHit, reason=f"known defect {d.id}: {d.symptom}")
+                 for d in template_defects(defects, state.release, metafunc.function.__name__,
+                                           definition.backup_template, definition.restore_template)]
+        params.append(pytest.param(definition, id=definition.name, marks=marks))
+    metafunc.parametrize("procedure_template", params)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -195,7 +241,9 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
             if r.failed:
                 outcome = "failed" if when == "call" else "error"
                 break
-            if r.skipped:
+            if r.skipped and hasattr(r, "wasxfail"):
+                outcome, reason = "xfailed", r.wasxfail
+            elif r.skipped:
                 outcome = "skipped"
                 reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
                 reason = reason.removeprefix("Skipped: ")
@@ -242,11 +290,8 @@ def release(harness_state: HarnessState) -> Release:
 
 @pytest.fixture(scope="session")
 def components(release: Release, harness_state: HarnessState) -> list[ResolvedSource]:
-    knobs = harness_state.knobs
-    resolver = SourceResolver(harness_state.build_dir, skip_git_pull=knobs.skip_git_pull,
-                              mode=knobs.component_source, progress=progress.say, git_mirror=harness_state.git_mirror)
     with progress.step("resolving component sources"):
-        harness_state.sources = resolver.resolve_release(release)
+        harness_state.sources = _resolver(harness_state).resolve_release(release)
     return harness_state.sources
 
 
@@ -331,3 +376,4 @@ def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, re
     yield client
     for name, seconds in client.timings().items():
         request.node.user_properties.append((name, f"{seconds:.2f}"))
+

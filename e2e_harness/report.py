@@ -7,6 +7,7 @@ artifacts directory, appended to ``$GITHUB_STEP_SUMMARY`` when that is set.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +20,7 @@ from .release import Release
 @dataclass(frozen=True)
 class TestResult:
     nodeid: str
-    outcome: str       # passed | failed | skipped | error
+    outcome: str       # passed | failed | skipped | xfailed | error
     duration: float    # seconds, setup + call + teardown
     bundle: Path | None = None
     reason: str = ""
@@ -61,6 +62,9 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
         bundle = f"[{r.bundle.name}]({_relative(r.bundle, artifacts_dir)})" if r.bundle else ""
         result = r.outcome + (f": {r.reason}" if r.reason else "")
         lines.append(f"| `{r.nodeid}` | {result} | {r.duration:.1f}s | {bundle} |")
+    matrix = render_template_matrix({backend or "none": results})
+    if matrix:
+        lines += ["", "## Procedure templates", "", *matrix]
     if known_defects:
         lines += ["", "## Known defects of this release", "",
                   "From `fixtures/known-defects.yaml`; an intermittent defect's step is run again only on its "
@@ -69,6 +73,45 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
             lines.append(f"| `{defect.id}` ({', '.join(defect.components)}) | {defect.handling} | {seen} | "
                          f"{defect.cause} |")
     return "\n".join(lines) + "\n"
+
+
+TEMPLATE_CASE = re.compile(r"::(?P<scenario>test_\w+)\[(?P<template>[^\]]+)\]$")
+
+
+def template_cell(results: Sequence[TestResult]) -> str:
+    """One template on one backend: failed / not hostable here / passed / known defect, with reasons."""
+    failed = [r for r in results if r.outcome in ("failed", "error")]
+    if failed:
+        return "**failed**: " + ", ".join(f"`{TEMPLATE_CASE.search(r.nodeid)['scenario']}`" for r in failed)
+    if all(r.outcome == "skipped" for r in results):
+        reason = results[0].reason.replace("|", "\\|")
+        return reason if reason.startswith("not hostable") else f"skipped: {reason}"
+    parts = []
+    passed = sum(r.outcome == "passed" for r in results)
+    if passed:
+        parts.append(f"passed ({passed} scenario{'s' if passed > 1 else ''})")
+    parts += [f"known defect ({r.reason.split(':')[0].removeprefix('known defect ')})"
+              for r in results if r.outcome == "xfailed"]
+    skipped = [r for r in results if r.outcome == "skipped"]
+    parts += [f"skipped: {r.reason}" for r in skipped]
+    return "; ".join(parts)
+
+
+def render_template_matrix(columns: dict[str, Sequence[TestResult]]) -> list[str]:
+    """Markdown table: a row per template of the matrix, a column per backend (run)."""
+    cells: dict[str, dict[str, list[TestResult]]] = {}
+    for backend, results in columns.items():
+        for r in results:
+            if m := TEMPLATE_CASE.search(r.nodeid):
+                cells.setdefault(m["template"], {}).setdefault(backend, []).append(r)
+    if not cells:
+        return []
+    backends = list(columns)
+    lines = ["| template | " + " | ".join(backends) + " |", "|---|" + "---|" * len(backends)]
+    for template in sorted(cells):
+        row = [template_cell(cells[template][b]) if b in cells[template] else "not run" for b in backends]
+        lines.append(f"| `{template}` | " + " | ".join(row) + " |")
+    return lines
 
 
 def write_report(text: str, artifacts_dir: Path, environ=os.environ) -> Path:

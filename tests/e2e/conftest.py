@@ -8,6 +8,7 @@ scenario proves", each failing with what was expected and what was seen.
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -16,8 +17,13 @@ import pytest
 import yaml
 
 from e2e_harness.backups import ActionResult, Backups, GpgKeys, TRACKING_LABEL, is_armored_pgp_message, make_gpg_keys
+from e2e_harness.file_trees import FileTrees
+from e2e_harness.known_defects import load as load_known_defects
+from e2e_harness.known_defects import raise_if_hit, template_defects
+from e2e_harness.mariadb import SubjectMariaDB
 from e2e_harness.postgres import SubjectDatabase
 from e2e_harness.server_api import BackupServer
+from e2e_harness.templates import TemplateDefinition
 
 from .. import PROJECT_DIR
 
@@ -166,3 +172,89 @@ def controller_keys(backups: Backups, name: str) -> GpgKeys:
     secret = backups.kube.get("v1", "Secret", "backup-keys", backups.namespace)
     data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
     return GpgKeys(data.get("e-mail.txt", ""), data["public"], data["private"], data.get("passphrase", ""))
+
+
+# --- the template matrix -------------------------------------------------------------------
+@pytest.fixture
+def file_trees(cluster, backups, namespace):
+    """Trees in claims of the test's namespace, written and read by pods (every backend)."""
+    return FileTrees(cluster.kube, namespace, cluster.pod_logs, check_alive=cluster.check_services)
+
+
+@pytest.fixture
+def subject_mariadb(endpoints, namespace):
+    """A fresh MariaDB database to back up, named after the test; dropped afterwards."""
+    if endpoints.subject_mariadb_from_tests is None:
+        pytest.skip("this backend deployed no subject MariaDB (the local backend needs Debian's mariadb-server)")
+    database = SubjectMariaDB.create(endpoints.subject_mariadb_from_tests, endpoints.subject_mariadb_in_pods,
+                                     "subject_" + re.sub(r"[^a-z0-9]", "_", namespace))
+    yield database
+    database.drop()
+
+
+@dataclass
+class TemplateCase:
+    """One internal procedure template backing up one family subject into one collection."""
+
+    definition: TemplateDefinition
+    subject: object
+    backups: Backups
+    server: BackupServer
+    collection: str
+    admin_token: str
+    keys: GpgKeys
+    defects: list
+    name: str = "subject"
+
+    def run(self, action: str) -> ActionResult:
+        """Run ``action``; a failed Job whose log shows a known defect of this case raises KnownDefectHit."""
+        result = self.backups.run(action, self.name)
+        if result.job_outcome == "Failed":
+            raise_if_hit(self.defects, result.logs)
+        return result
+
+    def versions(self) -> list[dict]:
+        return self.server.client.versions(self.admin_token, self.collection)
+
+
+@pytest.fixture
+def template_case(request, cluster, backups, backup_server, endpoints, namespace, release, file_trees):
+    """Factory: ``template_case(definition, **family options)`` for the definition's family, or a skip
+    naming the image this backend cannot host."""
+    from .template_families import MariaDBFamily, PostgresFamily, TarFamily  # they use this module's data
+
+    def make(definition: TemplateDefinition, **options) -> TemplateCase:
+        reason = cluster.unhostable_reason(definition.image)
+        if reason:
+            pytest.skip(f"not hostable on the {cluster.name} backend: {reason}")
+        if definition.family == "postgres":
+            subject = PostgresFamily(definition, request.getfixturevalue("subject_db"), file_trees)
+        elif definition.family == "mysql":
+            subject = MariaDBFamily(definition, request.getfixturevalue("subject_mariadb"), file_trees, **options)
+        elif definition.family == "tar":
+            subject = TarFamily(definition, file_trees, **options)
+        elif definition.family == "kubectl":
+            pytest.skip(f"template {definition.name}: the harness has no subject and restore check for the kubectl "
+                        "family yet (it backs up Kubernetes objects with `kubectl exec`)")
+        else:
+            raise AssertionError(f"template {definition.name} uses backup script {definition.backup_template!r}, "
+                                 "which no family of the harness knows: add its subject and check to "
+                                 "tests/e2e/template_families.py")
+        subject.seed()
+        collection = backup_server.collection()
+        admin_token = backup_server.user_token(["collectionManager"])
+        keys = make_gpg_keys(f"{namespace}@e2e.invalid")
+        backups.gpg_secret(keys)
+        backups.token_secret(backup_server.user_token(["backupUploader", "backupDownloader"]))
+        variables = {"Params": subject.params(),
+                     "Repository": {"url": endpoints.server_url_in_pods, "collectionId": collection,
+                                    "passphrase": "", "recipient": keys.email}}
+        if subject.helm_values():
+            variables["HelmValues"] = subject.helm_values()
+        backups.scheduled_backup("subject", template={"kind": "internal", "name": definition.name},
+                                 email=keys.email, variables=variables)
+        defects = template_defects(load_known_defects(), release, request.function.__name__,
+                                   definition.backup_template, definition.restore_template)
+        return TemplateCase(definition, subject, backups, backup_server, collection, admin_token, keys, defects)
+
+    return make
