@@ -135,3 +135,41 @@ def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup
     pinned.mkdir()
     (pinned / "backup-maker").symlink_to(backup_maker_source)
     assert "test_backup_and_restore[pg14]" in collected(pinned), "the pinned source has pg14"
+
+
+XFAIL_PROBE = '''
+import os
+import pytest
+from e2e_harness.known_defects import KnownDefectHit, load, raise_if_hit
+
+BEHAVIOUR = os.environ["PROBE_BEHAVIOUR"]
+
+
+@pytest.mark.template_family("tar")
+def test_backup_and_restore_of_a_single_file(procedure_template):
+    if BEHAVIOUR == "symptom":
+        raise_if_hit(load(), "line 9: basedir: command not found")
+    if BEHAVIOUR == "other-failure":
+        raise AssertionError("the restored tree differs")
+'''
+
+
+@pytest.mark.parametrize("behaviour, outcome", [("symptom", "1 xfailed"), ("other-failure", "1 failed"),
+                                                ("fixed", "1 failed")])
+def test_a_template_defect_is_expected_only_on_its_symptom_and_a_fix_turns_the_run_red(
+        backup_maker_source, tmp_path, behaviour, outcome):
+    """The tar single-file case: xfail when its log shows the symptom, red on any other failure, and red
+    (strict XPASS) when it passes, i.e. when a release fixes the defect but fixtures/known-defects.yaml still lists it."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "backup-maker").symlink_to(backup_maker_source)
+    probe = tmp_path / "test_probe.py"
+    probe.write_text(XFAIL_PROBE)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(probe),
+                           "--rootdir", str(PROJECT_DIR), "--release-env", str(PROJECT_DIR / "release.env"),
+                           "--build-dir", str(build)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PROBE_BEHAVIOUR": behaviour})
+    assert outcome in proc.stdout, proc.stdout + proc.stderr
+    assert (proc.returncode == 0) is (outcome == "1 xfailed"), proc.stdout
+    if behaviour == "fixed":
+        assert "XPASS(strict)" in proc.stdout, proc.stdout
