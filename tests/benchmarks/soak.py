@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,14 @@ def main(argv: list[str]) -> int:
             failed_runs += proc.returncode != 0
             print(f"run {n:>3}: {took:6.1f} s, exit {proc.returncode}, "
                   + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+            if proc.returncode != 0:  # keep what explains it: the failures and the run's bundles
+                kept = PROJECT_DIR / ".build" / "soak" / f"run-{n}"
+                shutil.copytree(artifacts, kept, dirs_exist_ok=True) if artifacts.is_dir() else kept.mkdir(parents=True)
+                (kept / "console.txt").write_text(proc.stdout + proc.stderr)
+                for line in proc.stdout.splitlines():
+                    if line.startswith(("FAILED ", "ERROR ")):
+                        print(f"         {line}", flush=True)
+                print(f"         console and artifacts kept in {kept}", flush=True)
     flaky = sorted(test for test, outcomes_seen in seen.items() if {"passed", "failed"} <= outcomes_seen)
     always_failed = sorted(test for test, outcomes_seen in seen.items() if outcomes_seen == {"failed"})
     print(f"\n{args.runs} runs, {failed_runs} not green; {len(flaky)} flaky scenario(s)"
