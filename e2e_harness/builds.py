@@ -9,7 +9,9 @@ edits, so it is keyed by the content of its files instead of its commit.
 
 Builds write to a temporary name and ``os.replace`` it, under an exclusive ``flock``
 per key: two runs building the same revision at once build it once, and a binary
-in the cache is always complete.
+in the cache is always complete. Go's work directory is a private ``GOTMPDIR``, removed
+however the build ends: an interrupted ``go build`` (killed with its process group by
+``commands.run``) cannot remove its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import os
 import shlex
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -96,9 +99,9 @@ def build(source: ResolvedSource, cache_dir: Path | None = None,
         progress(f"building {name} at {revision}")
         partial = entry / f".{recipe.binary}.partial"
         try:
-            with step(f"go build {name}"):
-                run(recipe.command(partial), cwd=workdir, env=dict(recipe.env), timeout=BUILD_TIMEOUT,
-                    what=f"{name}: go build")
+            with step(f"go build {name}"), tempfile.TemporaryDirectory(prefix="e2e-go-build-") as gotmp:
+                run(recipe.command(partial), cwd=workdir, env={**dict(recipe.env), "GOTMPDIR": gotmp},
+                    timeout=BUILD_TIMEOUT, what=f"{name}: go build")
             os.replace(partial, binary)
         except CommandError as exc:
             why = (f"exited with {exc.returncode}" if exc.returncode is not None

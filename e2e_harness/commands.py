@@ -2,6 +2,11 @@
 
 One place decides how commands are logged (``VERBOSE``), how long they may take
 and what a failure says: the command, its exit code and the tail of its output.
+
+Each command runs in its own process group. When it times out, or the harness is
+interrupted (Ctrl-C, SIGTERM) while it runs, the whole group is stopped: SIGTERM (git
+removes its lock files), then SIGKILL after ``STOP_GRACE`` seconds, so no child of the
+command (``go build``'s compilers and linker) outlives it.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +26,7 @@ from .knobs import flag
 log = logging.getLogger("e2e_harness.commands")
 
 OUTPUT_TAIL_LINES = 40
+STOP_GRACE = 5
 
 
 class CommandError(RuntimeError):
@@ -65,15 +72,21 @@ def run(args: Sequence[str | os.PathLike], *, cwd: Path | None = None,
         full_env.update(env)
     log.debug("running %s (cwd=%s)", printable, cwd or os.getcwd())
     try:
-        proc = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        popen = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, stdin=subprocess.DEVNULL, process_group=0)
     except FileNotFoundError:
         raise CommandError(f"{what}: command {argv[0]!r} not found on PATH; "
                            "install it (see README, `make tools`)", returncode=None, output="") from None
-    except subprocess.TimeoutExpired as exc:
-        output = _text(exc.stdout) + _text(exc.stderr)
+    try:
+        stdout, stderr = popen.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        output = "".join(_stop_group(popen))
         raise CommandError(f"{what}: `{printable}` did not finish within {timeout:.0f}s; "
                            f"last output:\n{tail(output)}", returncode=None, output=output) from None
+    except BaseException:   # KeyboardInterrupt (Ctrl-C, SIGTERM): nothing of the command may outlive the harness
+        _stop_group(popen)
+        raise
+    proc = subprocess.CompletedProcess(argv, popen.returncode, stdout, stderr)
     if verbose():
         progress.say(f"ran `{printable}`: exit {proc.returncode}")
         progress.detail(proc.stderr if secret_output else proc.stdout + proc.stderr)
@@ -85,7 +98,21 @@ def run(args: Sequence[str | os.PathLike], *, cwd: Path | None = None,
     return result
 
 
-def _text(data: bytes | str | None) -> str:
-    if data is None:
-        return ""
-    return data.decode(errors="replace") if isinstance(data, bytes) else data
+def _stop_group(popen: subprocess.Popen) -> tuple[str, str]:
+    """SIGTERM the command's process group, and SIGKILL it when the command has not ended within
+    STOP_GRACE s (still unreaped, the leader's pid names this group and no other); its output."""
+    _signal_group(popen.pid, signal.SIGTERM)
+    try:
+        stdout, stderr = popen.communicate(timeout=STOP_GRACE)
+    except subprocess.TimeoutExpired:
+        _signal_group(popen.pid, signal.SIGKILL)
+        stdout, stderr = popen.communicate()
+    return stdout or "", stderr or ""
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
