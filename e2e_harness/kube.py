@@ -9,6 +9,8 @@ tenacity a few times; everything else surfaces at once.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -57,14 +59,23 @@ class Kube:
                                                                  context=context)
         self.core = CoreV1Api(self.api)
         self._dynamic: DynamicClient | None = None
+        self._discovery_dir: str | None = None
 
     def close(self) -> None:
         self.api.close()
+        self._dynamic = None
+        if self._discovery_dir is not None:
+            shutil.rmtree(self._discovery_dir, ignore_errors=True)
+            self._discovery_dir = None
 
     @property
     def dynamic(self) -> DynamicClient:
         if self._dynamic is None:
-            self._dynamic = transient(DynamicClient)(self.api)
+            # The client caches API discovery in a file, by default /tmp/osrcp-<md5 of the server URL>.json:
+            # left behind by every run, and read back by a later cluster that gets the same loopback port.
+            # A private file instead, removed by close().
+            self._discovery_dir = self._discovery_dir or tempfile.mkdtemp(prefix="e2e-kube-discovery-")
+            self._dynamic = transient(DynamicClient)(self.api, cache_file=f"{self._discovery_dir}/discovery.json")
         return self._dynamic
 
     def resource(self, api_version: str, kind: str):
