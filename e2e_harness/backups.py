@@ -210,7 +210,8 @@ class Backups:
         release (fixtures/known-defects.yaml) is requested again, up to the defect's
         attempts; each occurrence is counted for the report. Nothing else is retried."""
         for attempt in itertools.count(1):
-            result = self._run_once(action, scheduled)
+            with progress.step(f"{action} of ScheduledBackup {self.namespace}/{scheduled}"):
+                result = self._run_once(action, scheduled)
             defect = None if result.job_outcome != "Failed" else intermittent_match(self.defects, self.release,
                                                                                   result.logs)
             if defect is None:

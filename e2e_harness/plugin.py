@@ -377,3 +377,11 @@ def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, re
     for name, seconds in client.timings().items():
         request.node.user_properties.append((name, f"{seconds:.2f}"))
 
+
+def pytest_keyboard_interrupt(excinfo) -> None:
+    """Ctrl-C, SIGINT or SIGTERM: say in which phase the run was stopped; then it tears down what it started,
+    and a second Ctrl-C does not cut that short (exit status 2)."""
+    from . import interrupts
+
+    progress.interrupted(os.environ.get("PYTEST_CURRENT_TEST"), " ".join(str(a) for a in excinfo.value.args))
+    interrupts.hold_during_teardown()

@@ -3,6 +3,10 @@
 The plugin points this at pytest's terminal writer; outside pytest (the CLIs) it
 falls back to stderr. Long steps (builds, cluster creation, image pushes) say that
 they are alive every ``HEARTBEAT_SECONDS``. Every line passes the secret masker.
+
+The steps in progress are known, so an interrupted run (Ctrl-C, SIGINT, SIGTERM) can say
+in which phase it was stopped: ``interrupted`` prints ``e2e-harness: interrupted during
+<phase>`` (the plugin calls it from ``pytest_keyboard_interrupt``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ _write: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=
 _mask: Callable[[str], str] = lambda text: text
 _started = time.monotonic()
 _lock = threading.Lock()
+_active: list[str] = []                 # the steps in progress, outermost first
+_interrupted_during: str | None = None  # the steps in progress when an interrupt first went through one
 
 
 def configure(write: Callable[[str], None], mask: Callable[[str], str]) -> None:
@@ -43,6 +49,8 @@ def detail(text: str) -> None:
 def step(what: str) -> Iterator[None]:
     """A phase: announced, kept alive with heartbeats, and closed with its duration."""
     say(f"{what} ...")
+    with _lock:
+        _active.append(what)
     started = time.monotonic()
     done = threading.Event()
 
@@ -54,10 +62,45 @@ def step(what: str) -> Iterator[None]:
     beat.start()
     try:
         yield
-    except BaseException:
-        say(f"{what}: failed after {time.monotonic() - started:.1f}s")
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            note_interrupt()
+        verdict = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        say(f"{what}: {verdict} after {time.monotonic() - started:.1f}s")
         raise
     finally:
         done.set()
         beat.join()
+        with _lock:
+            if what in _active:
+                del _active[len(_active) - 1 - _active[::-1].index(what)]
     say(f"{what}: done in {time.monotonic() - started:.1f}s")
+
+
+def note_interrupt(phase: str | None = None) -> None:
+    """Remember where the run was interrupted: ``phase``, else the steps in progress (first call wins)."""
+    global _interrupted_during
+    with _lock:
+        if _interrupted_during is None and (phase or _active):
+            _interrupted_during = phase or " > ".join(_active)
+
+
+def current_phase() -> str | None:
+    """The steps in progress, outermost first (``a > b``), or None."""
+    with _lock:
+        return " > ".join(_active) or None
+
+
+def interrupted(test: str | None = None, cause: str = "") -> str:
+    """Print and return ``e2e-harness: interrupted during <phase>``.
+
+    The phase is the steps that were in progress when the interrupt arrived, else the
+    test and its stage (pytest's ``PYTEST_CURRENT_TEST``: ``<test id> (setup|call|teardown)``)."""
+    phase = _interrupted_during or current_phase()
+    if phase and test:
+        phase = f"{phase} (in {test})"
+    by = f" by {cause}" if cause else ""
+    line = f"e2e-harness: interrupted{by} during {phase or test or 'collection, before any phase'}"
+    with _lock:
+        _write(_mask(line))
+    return line
