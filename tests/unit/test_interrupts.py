@@ -1,0 +1,212 @@
+"""Ctrl-C at every phase of a run leaves nothing behind, and the run says where it was stopped.
+
+Each case starts a real e2e run on the local backend (``pytest tests/e2e/...`` as a child
+process in its own session, ``tests/child_runs.py``), waits until the run is in one phase
+(its console's phase line, and the processes of that phase seen running), sends SIGINT to
+the child only, as a terminal's Ctrl-C would reach the harness, and then requires:
+
+* the run exits non-zero with ``e2e-harness: interrupted during <that phase>``;
+* no process of the run is left: none recorded while it ran (descendants of the child and
+  members of its session, by pid and start time), none in its session, none carrying its
+  marker or run id in environment, command line or working directory (never a name);
+* none of the loopback ports its processes listened on is still listened on by the run;
+* its state directory ``.build/local/<run-id>`` is gone, its temp dir (the child's
+  ``TMPDIR``, where the harness's temp dirs go) is empty, and no ``/tmp/e2e-*`` directory
+  that its processes named is left.
+
+Phases: the control plane starting, a component build (``go build``), PostgreSQL and
+Redis starting, the server starting, a backup Job's pod running, a restore Job's pod
+running, and the teardown. Builds are cached in ``~/.cache/e2e-harness``, so a normal run
+passes the build phase in a second, too fast to hit; the build case gives the child an
+empty build cache of its own (``XDG_CACHE_HOME``; the control plane binaries are handed
+over through ``KUBEBUILDER_ASSETS``, and Go's own compile cache stays warm), so it really
+runs ``go build``, and is interrupted while the compiler or linker runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.child_runs import ChildRun
+
+from .conftest import PROJECT_DIR, control_plane_binaries
+
+pytestmark = pytest.mark.timeout(600)
+
+SCENARIO = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
+QUICK = "tests/e2e/test_install.py::test_controller_crds_carry_the_status_fields_scenarios_assert_on"
+MIRROR = Path(os.environ.get("E2E_GIT_MIRROR") or PROJECT_DIR.parent / "shared" / "mirrors")
+PHASE_TIMEOUT = 300   # from the start of the child until the phase is reached
+EXIT_TIMEOUT = 120    # from SIGINT until the child has exited
+GRACE = 20            # for the last processes to go after the child exited (the watchdog kills its group)
+
+
+def _in_pod(run: ChildRun):
+    """A container process of a Job's pod (the node agent gives each pod a HOME under <state dir>/pods)."""
+    pods = f"{run.state_dir}/pods/"
+    return run.state_dir and run.processes(lambda s: s.cwd.startswith(pods) or f"HOME={pods}" in run.environ(s))
+
+
+def _named(*names: str):
+    return lambda run: run.processes(lambda s: s.comm in names)
+
+
+# phase -> (scenario, the phase line on the console, what must be running before SIGINT, the phase it names)
+PHASES = {
+    "control-plane": (QUICK, r"backend local: starting the cluster \.\.\.$", _named("kube-apiserver"),
+                      "backend local: starting the cluster"),
+    "build": (QUICK, r"\] go build \S+ \.\.\.$", _named("compile", "link"),
+              "backend local: deploying the release > building the components at their pins > go build "),
+    "databases": (QUICK, r"starting PostgreSQL and Redis \.\.\.$", _named("initdb", "postgres"),
+                  "backend local: deploying the release > starting PostgreSQL and Redis"),
+    "server": (QUICK, r"starting the backup-repository server \.\.\.$", _named("backup-reposito"),
+               "backend local: deploying the release > starting the backup-repository server"),
+    "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod, "backup of ScheduledBackup "),
+    "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod, "restore of ScheduledBackup "),
+    "teardown": (QUICK, r"backend local: stopping \.\.\.$", None, "backend local: stopping"),
+}
+# After an interrupt in a scenario the run tears down; a second SIGINT then must not cut that short.
+AGAIN = {"restore-job"}
+# A run interrupted while it stops the backend (not after an earlier interrupt) needs the plugin's cluster
+# fixture to stop the backend inside e2e_harness.interrupts.deferred(); until then it leaves the state dir
+# (strict: once the fixture does, this case passes and the mark must go).
+TEARDOWN_UNSHIELDED = ("the plugin's cluster fixture does not yet stop the backend inside "
+                       "interrupts.deferred(), so SIGINT cuts backend.stop() short")
+
+
+@pytest.fixture
+def child_tmp():
+    """The child's TMPDIR, like /tmp (sticky, world-writable): as root, PostgreSQL and MariaDB run as their
+    system users with data under it (outside pytest's tmp_path, which only root may enter)."""
+    path = Path(tempfile.mkdtemp(prefix="e2e-interrupt-tmp-"))
+    path.chmod(0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _private_build_cache(tmp_path: Path) -> dict[str, str]:
+    """An empty build cache for the child, with the control plane binaries and Go's compile cache kept."""
+    binaries = control_plane_binaries()
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    for binary in (binaries.etcd, binaries.kube_apiserver, binaries.kube_controller_manager):
+        (assets / binary.name).symlink_to(binary)
+    gocache = subprocess.run(["go", "env", "GOCACHE"], capture_output=True, text=True, check=True).stdout.strip()
+    return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "KUBEBUILDER_ASSETS": str(assets), "GOCACHE": gocache}
+
+
+@pytest.mark.needs_go
+@pytest.mark.parametrize("phase", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=TEARDOWN_UNSHIELDED))
+                                   if p == "teardown" else p for p in PHASES])
+def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_path, child_tmp):
+    if not MIRROR.is_dir():
+        pytest.skip("needs the components' sources: set E2E_GIT_MIRROR to a git mirror directory")
+    scenario, line, running, named = PHASES[phase]
+    env = {"E2E_GIT_MIRROR": str(MIRROR), "TMPDIR": str(child_tmp)}
+    if phase == "build":
+        env.update(_private_build_cache(tmp_path))
+    # --capture=sys: the phase lines reach the console as they happen (with fd capture, pytest holds back
+    # what fixtures print until the test's report).
+    run = ChildRun([scenario, "--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys",
+                    "--artifacts-dir", str(tmp_path / "artifacts")], env=env, name=f"e2e run ({phase})").start()
+    try:
+        run.wait_for(run.line_matching(line), f"phase line /{line}/", PHASE_TIMEOUT)
+        if running is not None:
+            run.wait_for(running, f"processes of the phase {phase} running", 120)
+        run.sample()
+        at = time.monotonic() - run.started
+        run.interrupt()
+        if phase in AGAIN:
+            stopping = run.line_matching(r"backend local: stopping \.\.\.$")
+            run.wait_for(stopping, "the teardown after the interrupt", EXIT_TIMEOUT)
+            run.interrupt()
+        code = run.wait(EXIT_TIMEOUT)
+    finally:
+        run.kill()
+    output = run.output
+    assert code != 0, f"the interrupted run exited 0:\n{run.tail()}"
+    said = re.search(r"e2e-harness: interrupted(?: by signal \w+)? during (.*)", output)
+    assert said, f"the run does not say that it was interrupted, nor where:\n{run.tail()}"
+    assert said.group(1).startswith(named), f"interrupted in {phase}, but the run says: {said.group(0)}"
+    assert run.run_id, f"the run's id was never seen in its processes' command lines:\n{run.tail()}"
+    assert run.ports, "no listening port of the run was seen: the check below would prove nothing"
+    if phase in AGAIN:
+        assert "SIGINT received again: still tearing down what the run started" in output, run.tail()
+
+    print(f"{phase}: SIGINT at {at:.1f}s, exit {code} at {time.monotonic() - run.started:.1f}s; {said.group(0)}; "
+          f"run {run.run_id}: {len(run.seen)} processes, ports {sorted(run.ports)}")
+    deadline = time.monotonic() + GRACE
+    while (left := run.leftovers()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    left += [f"temp dir {p}" for p in sorted(child_tmp.iterdir())]
+    left += [f"temp dir {p}" for p in sorted(run.temp_dirs_named()) if p.exists() and p != child_tmp]
+    assert not left, (f"interrupted at {at:.1f}s ({said.group(0)}); left behind:\n" + "\n".join(left)
+                      + f"\n--- console tail ---\n{run.tail()}")
+
+
+DEFERRED = """if True:
+    import signal, sys, time
+    from e2e_harness.interrupts import deferred, hold_during_teardown
+    try:
+        with deferred("stopping the backend", say=lambda m: print(m, flush=True)):
+            print("ready", flush=True)
+            time.sleep(2)          # SIGINT and SIGTERM arrive here
+            print("block finished", flush=True)
+    except KeyboardInterrupt as exc:
+        print(f"then KeyboardInterrupt({exc})", flush=True)
+    hold_during_teardown(say=lambda m: print(m, flush=True))
+    print("ready again", flush=True)
+    time.sleep(1)
+    print("teardown finished", flush=True)
+    """
+
+
+def test_deferred_finishes_the_block_then_interrupts_and_a_second_interrupt_only_says_so():
+    proc = subprocess.Popen([sys.executable, "-c", DEFERRED], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "ready\n"
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    lines = [proc.stdout.readline() for _ in range(4)]
+    assert lines == [
+        "SIGINT received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
+        "(its services die with it))\n",
+        "SIGTERM received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
+        "(its services die with it))\n",
+        "block finished\n", "then KeyboardInterrupt(signal SIGINT)\n"], lines
+    assert proc.stdout.readline() == "ready again\n"
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=30) == 0
+    assert rest.startswith("SIGINT received again: still tearing down what the run started"), rest
+    assert rest.endswith("teardown finished\n"), rest
+
+
+def test_the_interrupted_line_names_the_steps_in_progress_else_the_test(monkeypatch):
+    from e2e_harness import progress
+
+    lines: list[str] = []
+    monkeypatch.setattr(progress, "_write", lines.append)
+    monkeypatch.setattr(progress, "_interrupted_during", None)
+    with pytest.raises(KeyboardInterrupt):
+        with progress.step("backend local: deploying the release"), progress.step("starting PostgreSQL and Redis"):
+            raise KeyboardInterrupt
+    with progress.step("backend local: stopping"):   # the teardown that follows does not change the phase
+        pass
+    assert progress.interrupted("tests/e2e/t.py::test_x (setup)") == (
+        "e2e-harness: interrupted during backend local: deploying the release > starting PostgreSQL and Redis "
+        "(in tests/e2e/t.py::test_x (setup))")
+    assert lines[-1] == progress.interrupted("tests/e2e/t.py::test_x (setup)")
+    assert "starting PostgreSQL and Redis: interrupted after" in "\n".join(lines)
+    monkeypatch.setattr(progress, "_interrupted_during", None)
+    assert progress.interrupted("tests/e2e/t.py::test_x (call)", "signal SIGTERM") == (
+        "e2e-harness: interrupted by signal SIGTERM during tests/e2e/t.py::test_x (call)")
