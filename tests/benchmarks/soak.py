@@ -1,11 +1,13 @@
 """Soak: the e2e suite N times in a row; per run its duration and result, then the flaky scenarios.
 
-    .build/venv/bin/python -m tests.benchmarks.soak --runs 10 [-- extra pytest args]
+    .build/venv/bin/python -m tests.benchmarks.soak --runs 10 [--slow] [-- extra pytest args]
 
 A scenario is flaky when it failed in one run and passed in another. Each run is a full
 ``pytest tests/e2e`` (its own cluster, components from the build cache) with its own JUnit
 file; known intermittent defects of the release (fixtures/known-defects.yaml) are counted
-from each run's report.md.
+from each run's report.md. With ``--slow`` each run is followed by the self-tests marked
+``slow``, which ``make check`` leaves out (``pytest tests/unit -m slow``: two e2e runs at once
+in one checkout); their results count like the scenarios'.
 """
 
 from __future__ import annotations
@@ -40,9 +42,30 @@ def outcomes(junit: Path) -> dict[str, str]:
     return result
 
 
+def _slow_self_tests(n: int, scratch: Path, seen: dict[str, set[str]]) -> bool:
+    """Run the self-tests marked slow once; record their outcomes; True when they were not green."""
+    junit = scratch / f"junit-slow-{n}.xml"
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/unit", "-m", "slow", "-q", "-p", "no:cacheprovider",
+                           "--junitxml", str(junit)], cwd=PROJECT_DIR, capture_output=True, text=True)
+    results = outcomes(junit) if junit.is_file() else {}
+    for test, outcome in results.items():
+        seen[test].add(outcome)
+    counts = {o: sum(1 for v in results.values() if v == o) for o in ("passed", "failed", "skipped")}
+    print(f"     slow self-tests: {time.monotonic() - started:6.1f} s, exit {proc.returncode}, "
+          + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
+    if proc.returncode != 0:
+        kept = PROJECT_DIR / ".build" / "soak" / f"run-{n}-slow"
+        kept.mkdir(parents=True, exist_ok=True)
+        (kept / "console.txt").write_text(proc.stdout + proc.stderr)
+        print(f"         console kept in {kept}", flush=True)
+    return proc.returncode != 0
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--slow", action="store_true", help="after each run, also the self-tests marked slow")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
     seen: dict[str, set[str]] = defaultdict(set)
@@ -74,6 +97,8 @@ def main(argv: list[str]) -> int:
                     if line.startswith(("FAILED ", "ERROR ")):
                         print(f"         {line}", flush=True)
                 print(f"         console and artifacts kept in {kept}", flush=True)
+            if args.slow:
+                failed_runs += _slow_self_tests(n, Path(scratch), seen)
     flaky = sorted(test for test, outcomes_seen in seen.items() if {"passed", "failed"} <= outcomes_seen)
     always_failed = sorted(test for test, outcomes_seen in seen.items() if outcomes_seen == {"failed"})
     print(f"\n{args.runs} runs, {failed_runs} not green; {len(flaky)} flaky scenario(s)"
