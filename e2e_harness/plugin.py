@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from . import progress
+from . import interrupts, progress
 from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
 from .backups import Backups
 from .components import COMPONENTS, ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
@@ -322,7 +322,9 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
             backend.deploy(sources)
         yield backend
     finally:
-        with progress.step(f"backend {backend.name}: stopping"):
+        # Not cut short by Ctrl-C: a half-stopped backend leaves its state dir and databases' data behind.
+        what = f"backend {backend.name}: stopping"
+        with interrupts.deferred(what), progress.step(what):
             backend.stop()
 
 
@@ -381,7 +383,5 @@ def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, re
 def pytest_keyboard_interrupt(excinfo) -> None:
     """Ctrl-C, SIGINT or SIGTERM: say in which phase the run was stopped; then it tears down what it started,
     and a second Ctrl-C does not cut that short (exit status 2)."""
-    from . import interrupts
-
     progress.interrupted(os.environ.get("PYTEST_CURRENT_TEST"), " ".join(str(a) for a in excinfo.value.args))
     interrupts.hold_during_teardown()

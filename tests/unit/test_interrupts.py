@@ -79,11 +79,6 @@ PHASES = {
 }
 # After an interrupt in a scenario the run tears down; a second SIGINT then must not cut that short.
 AGAIN = {"restore-job"}
-# A run interrupted while it stops the backend (not after an earlier interrupt) needs the plugin's cluster
-# fixture to stop the backend inside e2e_harness.interrupts.deferred(); until then it leaves the state dir
-# (strict: once the fixture does, this case passes and the mark must go).
-TEARDOWN_UNSHIELDED = ("the plugin's cluster fixture does not yet stop the backend inside "
-                       "interrupts.deferred(), so SIGINT cuts backend.stop() short")
 
 
 @pytest.fixture
@@ -108,8 +103,7 @@ def _private_build_cache(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.needs_go
-@pytest.mark.parametrize("phase", [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason=TEARDOWN_UNSHIELDED))
-                                   if p == "teardown" else p for p in PHASES])
+@pytest.mark.parametrize("phase", list(PHASES))
 def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_path, child_tmp):
     scenario, line, running, named = PHASES[phase]
     env = {**MIRROR_ENV, "TMPDIR": str(child_tmp)}
