@@ -12,7 +12,8 @@ data directories behind:
   at once;
 * ``hold_during_teardown()``, called once a run has been interrupted, makes every further
   SIGINT or SIGTERM only say that the teardown is still going (SIGKILL ends the harness at
-  once; its services die with it through their process group's watchdog).
+  once; its services die with it through their process group's watchdog); a ``deferred``
+  block in that teardown does the same and raises nothing more.
 
 Only the main thread receives signals in Python; elsewhere both do nothing.
 """
@@ -28,6 +29,7 @@ from . import progress
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 FORCE = "SIGKILL stops the harness at once (its services die with it)"
+_interrupted = False   # the run has been interrupted and is tearing down (hold_during_teardown)
 
 
 def _main_thread() -> bool:
@@ -43,6 +45,9 @@ def deferred(what: str, say: Callable[[str], None] = progress.say) -> Iterator[N
     received: list[int] = []
 
     def hold(signum, frame) -> None:
+        if _interrupted:
+            _say_again(signum, say)
+            return
         received.append(signum)
         say(f"{signal.Signals(signum).name} received during {what}: finishing it first ({FORCE})")
 
@@ -59,11 +64,13 @@ def deferred(what: str, say: Callable[[str], None] = progress.say) -> Iterator[N
 
 def hold_during_teardown(say: Callable[[str], None] = progress.say) -> None:
     """After an interrupt: further SIGINT/SIGTERM only say that the teardown goes on."""
+    global _interrupted
+    _interrupted = True
     if not _main_thread():
         return
-
-    def hold(signum, frame) -> None:
-        say(f"{signal.Signals(signum).name} received again: still tearing down what the run started ({FORCE})")
-
     for sig in SIGNALS:
-        signal.signal(sig, hold)
+        signal.signal(sig, lambda signum, frame: _say_again(signum, say))
+
+
+def _say_again(signum: int, say: Callable[[str], None]) -> None:
+    say(f"{signal.Signals(signum).name} received again: still tearing down what the run started ({FORCE})")

@@ -161,6 +161,9 @@ DEFERRED = """if True:
     hold_during_teardown(say=lambda m: print(m, flush=True))
     print("ready again", flush=True)
     time.sleep(1)
+    with deferred("stopping the backend", say=lambda m: print(m, flush=True)):   # the teardown's own
+        print("stopping", flush=True)
+        time.sleep(1)
     print("teardown finished", flush=True)
     """
 
@@ -179,10 +182,13 @@ def test_deferred_finishes_the_block_then_interrupts_and_a_second_interrupt_only
         "block finished\n", "then KeyboardInterrupt(signal SIGINT)\n"], lines
     assert proc.stdout.readline() == "ready again\n"
     proc.send_signal(signal.SIGINT)
+    again = "SIGINT received again: still tearing down what the run started"
+    assert proc.stdout.readline().startswith(again)
+    assert proc.stdout.readline() == "stopping\n"
+    proc.send_signal(signal.SIGINT)  # in the teardown's deferred block: said, and nothing raised
     rest = proc.stdout.read()
-    assert proc.wait(timeout=30) == 0
-    assert rest.startswith("SIGINT received again: still tearing down what the run started"), rest
-    assert rest.endswith("teardown finished\n"), rest
+    assert proc.wait(timeout=30) == 0, rest
+    assert rest.startswith(again) and rest.endswith("teardown finished\n"), rest
 
 
 def test_the_interrupted_line_names_the_steps_in_progress_else_the_test(monkeypatch):
