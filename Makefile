@@ -60,11 +60,13 @@ lint-tools: venv
 check: local-binaries lint-tools
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
+# --capture=sys: the harness's phase lines reach the console while fixtures set up (with fd capture
+# pytest would hold them back until a failure).
 test: system-deps venv
 	@if [ "$(BACKEND)" = k3d ] || [ "$(BACKEND)" = existing ] || { [ "$(BACKEND)" = auto ] && docker info >/dev/null 2>&1; }; then \
 	  $(MAKE) --no-print-directory tools; fi
 	PATH="$(abspath $(BIN)):$$PATH" $(VENV)/bin/python -m pytest tests/e2e --backend $(BACKEND) \
-	  --junitxml $(BUILD)/junit-e2e.xml $(PYTEST_ARGS)
+	  --capture=sys --junitxml $(BUILD)/junit-e2e.xml $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BIN) $(BUILD)/artifacts

@@ -84,7 +84,7 @@ class MariaDBServer:
                                          f"--socket={self._data_root / 'mysqld.sock'}",
                                          f"--pid-file={self._data_root / 'mysqld.pid'}", "--skip-log-bin",
                                          "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
-                                         "--innodb-flush-log-at-trx-commit=0"])
+                                         "--innodb-flush-log-at-trx-commit=0"], ports=(self.port,))
         # install-db leaves root@127.0.0.1 without a password; it only serves to make the account, then
         # loses its access to TCP so nothing but the generated password reaches the instance.
         root = MariaDBAddress("127.0.0.1", self.port, "root", "")
