@@ -24,7 +24,7 @@ from pathlib import Path
 
 from e2e_harness.ports import listeners, listening_ports
 
-from . import PROJECT_DIR
+from . import PROJECT_DIR, interruptible
 
 SAMPLE_SECONDS = 0.25
 MARKER_ENV = "E2E_CHILD_RUN_MARKER"
@@ -95,7 +95,8 @@ class ChildRun:
         self.started = time.monotonic()
         self.popen = subprocess.Popen(self.args, cwd=PROJECT_DIR, env=self.env, stdin=subprocess.DEVNULL,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      errors="replace", start_new_session=True)
+                                      errors="replace", start_new_session=True,
+                                      preexec_fn=interruptible)
         self._threads = [threading.Thread(target=self._read_output, daemon=True, name=f"{self.name}-output"),
                          threading.Thread(target=self._sample_loop, daemon=True, name=f"{self.name}-sampler")]
         for thread in self._threads:

@@ -12,6 +12,7 @@ import pytest
 from e2e_harness.commands import CommandError, run
 from e2e_harness.waiting import Observation, poll_until
 
+from .. import interruptible
 from .conftest import PROJECT_DIR
 
 # A command whose own child (like go build's compiler) would run on if only the command were killed.
@@ -47,7 +48,7 @@ INTERRUPTED = """if True:
 def test_an_interrupted_harness_stops_the_command_and_its_children(tmp_path):
     pidfile = tmp_path / "child.pid"
     harness = subprocess.Popen([sys.executable, "-c", INTERRUPTED, WITH_A_CHILD, str(pidfile)], cwd=PROJECT_DIR,
-                               stdout=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, text=True, preexec_fn=interruptible)
     poll_until(lambda: Observation(pidfile.is_file() and pidfile.read_text().strip() != "", "no pid yet"),
                what="the command to start its child", timeout=30, interval=0.1)
     harness.send_signal(signal.SIGINT)   # the harness only, as Ctrl-C reaches it (commands run in their own group)

@@ -15,6 +15,7 @@ import pytest
 from e2e_harness.kube import Kube
 from e2e_harness.waiting import Observation, WaitTimeout, poll_until
 
+from .. import interruptible
 from .conftest import PROJECT_DIR, control_plane_binaries
 
 CRD = {
@@ -123,7 +124,7 @@ def test_ctrl_c_leaves_no_process_and_no_port_behind(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
                              "--rootdir", str(tmp_path)],
                             cwd=tmp_path, env={**os.environ, "MARKER": str(marker), "PYTHONPATH": str(PROJECT_DIR)},
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible)
     try:
         poll_until(lambda: Observation(marker.exists() or proc.poll() is not None,
                                        "marker absent" if proc.poll() is None else f"exited {proc.returncode}"),

@@ -39,6 +39,7 @@ import pytest
 
 from tests.child_runs import ChildRun
 
+from .. import interruptible
 from .conftest import PROJECT_DIR, control_plane_binaries
 
 pytestmark = pytest.mark.timeout(1200)
@@ -169,7 +170,8 @@ DEFERRED = """if True:
 
 
 def test_deferred_finishes_the_block_then_interrupts_and_a_second_interrupt_only_says_so():
-    proc = subprocess.Popen([sys.executable, "-c", DEFERRED], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", DEFERRED], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=interruptible)
     assert proc.stdout.readline() == "ready\n"
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)
