@@ -75,12 +75,14 @@ class Files:
             self.trees.mutate(claim, root if not self.single_file else ".")
 
 
-class PostgresFamily:
-    """postgres.tmpl: the movies database of the scenario suite, plus the definition's withFiles."""
+class DatabaseFamily:
+    """A database subject (``seed_sql``, ``change_sql``) plus the definition's withFiles trees."""
 
     plaintext = ["Modern Times", "Metropolis"]
+    seed_sql: tuple[str, ...] = ()
+    change_sql: tuple[str, ...] = ()
 
-    def __init__(self, definition: TemplateDefinition, database: SubjectDatabase, trees: FileTrees):
+    def __init__(self, definition: TemplateDefinition, database, trees: FileTrees):
         self.definition, self.database = definition, database
         self.mounts = definition.volume_mounts()
         self.files = Files.of(trees, definition, list(definition.params.get("withFiles") or []), self.mounts)
@@ -92,51 +94,45 @@ class PostgresFamily:
         return {"extraVolumes": self.files.extra_volumes(self.mounts)} if self.mounts else {}
 
     def seed(self) -> None:
-        self.database.execute(*MOVIES)
+        self.database.execute(*self.seed_sql)
         self.files.seed()
 
     def snapshot(self) -> dict:
         return {"database": self.database.checksum(), "files": self.files.snapshot()}
 
     def change(self) -> None:
-        self.database.execute(*CHANGES)
+        self.database.execute(*self.change_sql)
         self.files.change()
 
 
-class MariaDBFamily:
-    """mysql-dump.tmpl: a table with rows of several types, plus the definition's withFiles.
+class PostgresFamily(DatabaseFamily):
+    """postgres.tmpl: the movies database of the scenario suite."""
+
+    seed_sql, change_sql = MOVIES, CHANGES
+
+    def __init__(self, definition: TemplateDefinition, database: SubjectDatabase, trees: FileTrees):
+        super().__init__(definition, database, trees)
+
+
+class MariaDBFamily(DatabaseFamily):
+    """mysql-dump.tmpl: a table with rows of several types.
 
     ``dumpOptions: --databases`` (a documented parameter of the template) puts CREATE DATABASE
     and USE into the dump; without it the release's restore cannot work (a known defect,
     shown by ``named_database_only``)."""
 
-    plaintext = ["Modern Times", "Metropolis"]
+    seed_sql, change_sql = (MARIADB_TABLE, MARIADB_ROWS), MARIADB_CHANGES
 
     def __init__(self, definition: TemplateDefinition, database: SubjectMariaDB, trees: FileTrees,
                  named_database_only: bool = False):
-        self.definition, self.database, self.named_database_only = definition, database, named_database_only
-        self.mounts = definition.volume_mounts()
-        self.files = Files.of(trees, definition, list(definition.params.get("withFiles") or []), self.mounts)
+        super().__init__(definition, database, trees)
+        self.named_database_only = named_database_only
 
     def params(self) -> dict:
         params = self.database.template_params()
         if not self.named_database_only:
             params["dumpOptions"] = "--databases"
         return params
-
-    def helm_values(self) -> dict:
-        return {"extraVolumes": self.files.extra_volumes(self.mounts)} if self.mounts else {}
-
-    def seed(self) -> None:
-        self.database.execute(MARIADB_TABLE, MARIADB_ROWS)
-        self.files.seed()
-
-    def snapshot(self) -> dict:
-        return {"database": self.database.checksum(), "files": self.files.snapshot()}
-
-    def change(self) -> None:
-        self.database.execute(*MARIADB_CHANGES)
-        self.files.change()
 
 
 class TarFamily:

@@ -46,6 +46,23 @@ def postgres_bin_dir(major: str) -> Path:
     return path
 
 
+def as_system_user(user: str, package: str, *owned: Path) -> list[str]:
+    """The command prefix that runs a database server as Debian's system user for it, owning ``owned``.
+
+    Only as root (PostgreSQL and MariaDB refuse to run as root; setpriv, no sudo); as any
+    other user the server runs as that user and the prefix is empty."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        account = pwd.getpwnam(user)
+    except KeyError:
+        raise DatabaseError(f"running as root, the database must run as the {user!r} system user, which does not "
+                            f"exist; install Debian's {package}") from None
+    for path in owned:
+        os.chown(path, account.pw_uid, account.pw_gid)
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups"]
+
+
 class PostgresServer:
     """One private PostgreSQL instance; ``superuser`` is the address of its ``postgres`` database."""
 
@@ -59,16 +76,9 @@ class PostgresServer:
         self._data_root: Path | None = None
 
     def start(self) -> PostgresAddress:
-        as_root = os.geteuid() == 0
-        if as_root:
-            try:
-                account = pwd.getpwnam(SYSTEM_USER)
-            except KeyError:
-                raise DatabaseError(f"running as root, PostgreSQL must run as the {SYSTEM_USER!r} system user, "
-                                    "which does not exist; install Debian's postgresql package") from None
+        if os.geteuid() == 0:
             # Under a temp dir: the project dir may sit in a home that the postgres user cannot enter.
             self._data_root = Path(tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
-            os.chown(self._data_root, account.pw_uid, account.pw_gid)
         else:
             self._data_root = self.state_dir / self.name
             self._data_root.mkdir(parents=True)
@@ -76,9 +86,7 @@ class PostgresServer:
         MASKER.add(password)
         data, pwfile = self._data_root / "data", self._data_root / "pw"
         pwfile.write_text(password)
-        prefix = ["setpriv", f"--reuid={SYSTEM_USER}", f"--regid={SYSTEM_USER}", "--init-groups"] if as_root else []
-        if as_root:
-            os.chown(pwfile, account.pw_uid, account.pw_gid)
+        prefix = as_system_user(SYSTEM_USER, "postgresql", self._data_root, pwfile)
         run([*prefix, self.bin_dir / "initdb", "-D", data, "-U", "postgres", "--pwfile", pwfile,
              "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",
              "--locale=C"], timeout=120, what=f"{self.name}: initdb")

@@ -12,7 +12,6 @@ the templates are hostable here: only the major that Debian installed.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -26,6 +25,7 @@ from ...mariadb import MariaDBAddress
 from ...masking import MASKER
 from ...processes import ProcessGroup, free_port
 from ...waiting import Observation, poll_until
+from .databases import as_system_user
 
 READY_TIMEOUT = 60
 SYSTEM_USER = "mysql"  # created by Debian's mariadb-server
@@ -65,16 +65,8 @@ class MariaDBServer:
         if mariadbd is None or install_db is None:
             raise MariaDBError("mariadbd/mariadb-install-db not found; install Debian's mariadb-server "
                                "(`make system-deps` does, as root)")
-        prefix: list[str] = []
         self._data_root = Path(tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
-        if os.geteuid() == 0:
-            try:
-                account = pwd.getpwnam(SYSTEM_USER)
-            except KeyError:
-                raise MariaDBError(f"running as root, MariaDB must run as the {SYSTEM_USER!r} system user, which "
-                                   "does not exist; install Debian's mariadb-server") from None
-            os.chown(self._data_root, account.pw_uid, account.pw_gid)
-            prefix = ["setpriv", f"--reuid={SYSTEM_USER}", f"--regid={SYSTEM_USER}", "--init-groups"]
+        prefix = as_system_user(SYSTEM_USER, "mariadb-server", self._data_root)
         data = self._data_root / "data"
         run([*prefix, install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
              "--skip-test-db"], timeout=120, what=f"{self.name}: mariadb-install-db")
