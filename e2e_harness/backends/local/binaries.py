@@ -137,14 +137,17 @@ def _build(module: str, version: str, packages: list[str], dest: Path, *,
         imports = "\n".join(f'\t_ "{p}"' for p in packages)
         (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
         what = f"building {module}@{version}"
+        # go's own work dirs inside ours: removed with it however the build ends (an interrupt kills go first)
+        (work / "gotmp").mkdir()
+        env = {**GO_ENV, "GOTMPDIR": str(work / "gotmp")}
         try:
             with progress.step(what):  # minutes cold: the heartbeat shows it is alive
-                run(["go", "mod", "tidy"], cwd=work, env=GO_ENV, timeout=BUILD_TIMEOUT,
+                run(["go", "mod", "tidy"], cwd=work, env=env, timeout=BUILD_TIMEOUT,
                     what=f"{what}: go mod tidy")
                 for package in packages:
                     name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
                     partial = dest / f".{name}.partial"
-                    run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=GO_ENV,
+                    run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=env,
                         timeout=BUILD_TIMEOUT, what=f"{what}: go build {package}")
                     partial.replace(dest / name)
         except CommandError as exc:
