@@ -9,6 +9,7 @@ A tree is compared by its *manifest*: per entry its type, mode, size and sha256.
 from __future__ import annotations
 
 import itertools
+import posixpath
 import shlex
 from dataclasses import dataclass, field
 from typing import Callable
@@ -86,7 +87,7 @@ class FileTrees:
     def _run(self, claim: str, root: str, script: str, what: str) -> dict[str, str]:
         self.claim(claim)
         name = f"files-{what}-{next(self._counter)}"
-        directory = f"{MOUNT}/{root}".rstrip("/.") if root not in ("", ".") else MOUNT
+        directory = posixpath.normpath(posixpath.join(MOUNT, root))
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": self.namespace},
                "spec": {"restartPolicy": "Never",
                         "containers": [{"name": "files", "image": IMAGE,

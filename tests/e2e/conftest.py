@@ -249,8 +249,9 @@ def template_case(request, cluster, backups, backup_server, endpoints, namespace
         variables = {"Params": subject.params(),
                      "Repository": {"url": endpoints.server_url_in_pods, "collectionId": collection,
                                     "passphrase": "", "recipient": keys.email}}
-        if subject.helm_values():
-            variables["HelmValues"] = subject.helm_values()
+        helm_values = subject.helm_values()
+        if helm_values:
+            variables["HelmValues"] = helm_values
         backups.scheduled_backup("subject", template={"kind": "internal", "name": definition.name},
                                  email=keys.email, variables=variables)
         defects = template_defects(load_known_defects(), release, request.function.__name__,
