@@ -3,9 +3,11 @@
 ``start`` brings up etcd, kube-apiserver and kube-controller-manager (``controlplane``)
 and the node agent. ``deploy`` builds the pinned components (``builds``), installs their
 CRDs, starts PostgreSQL (one instance for the server's metadata, one for the backup
-subject) and Redis (``databases``), then the server and the controller
-(``component_processes``), and finally adds to the agent's image table the images of the
-Jobs the pinned controller renders, mapped to host toolsets built from the same pins.
+subject) and Redis (``databases``), and, when Debian's mariadb-server is installed, a
+MariaDB subject for the mysql-family templates (``mariadb_server``), then the server and
+the controller (``component_processes``), and finally adds to the agent's image table the
+images of the Jobs the pinned controller and its templates render, mapped to host toolsets
+of the same versions (``image_table``; ``unhostable_reason`` says why any other cannot run here).
 """
 
 from __future__ import annotations
