@@ -133,7 +133,9 @@ class ChildRun:
                     changed = True
         for pid in members:
             key = (pid, stats[pid][2])
-            if key not in self.seen:
+            # Read again while argv is empty: right after exec the kernel has set the new comm but not yet the
+            # new argv, and the run id (seen only in argv or cwd) would be missed for good.
+            if key not in self.seen or not self.seen[key].cmdline:
                 self.seen[key] = seen = _seen(*key)
                 if self.run_id is None and (m := re.search(rf"{re.escape(str(self.build_dir))}/local/({RUN_ID})\b",
                                                            f"{seen.cmdline} {seen.cwd}")):

@@ -50,7 +50,7 @@ MIRROR = Path(os.environ.get("E2E_GIT_MIRROR") or PROJECT_DIR.parent / "shared" 
 # Components from the git mirror where there is one (this machine), else cloned from the git hosting (CI).
 MIRROR_ENV = {"E2E_GIT_MIRROR": str(MIRROR)} if MIRROR.is_dir() else {}
 PHASE_TIMEOUT = 900   # from the start of the child until the phase is reached (cold: clones and builds)
-EXIT_TIMEOUT = 120    # from SIGINT until the child has exited
+EXIT_TIMEOUT = 300    # from SIGINT until the child has exited (its teardown is bounded: namespace 120 s, then the stop)
 GRACE = 20            # for the last processes to go after the child exited (the watchdog kills its group)
 
 
@@ -61,7 +61,8 @@ def _in_pod(run: ChildRun):
 
 
 def _named(*names: str):
-    return lambda run: run.processes(lambda s: s.comm in names)
+    """Those processes of the run are running, and the run's id is known (the leftover checks need it)."""
+    return lambda run: run.run_id and run.processes(lambda s: s.comm in names)
 
 
 # phase -> (scenario, the phase line on the console, what must be running before SIGINT, the phase it names)
@@ -125,7 +126,11 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
             stopping = run.line_matching(r"backend local: stopping \.\.\.$")
             run.wait_for(stopping, "the teardown after the interrupt", EXIT_TIMEOUT)
             run.interrupt()
-        code = run.wait(EXIT_TIMEOUT)
+        try:
+            code = run.wait(EXIT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the run had not exited {EXIT_TIMEOUT}s after SIGINT in phase {phase}; its last lines:\n"
+                        f"{run.tail(60)}")
     finally:
         run.kill()
     output = run.output
