@@ -35,14 +35,26 @@ def configure(write: Callable[[str], None], mask: Callable[[str], str]) -> None:
 
 def say(message: str) -> None:
     with _lock:
-        _write(_mask(f"[e2e-harness +{time.monotonic() - _started:6.1f}s] {message}"))
+        _console(_mask(f"[e2e-harness +{time.monotonic() - _started:6.1f}s] {message}"))
 
 
 def detail(text: str) -> None:
     """Command output shown with VERBOSE=true."""
     with _lock:
         for line in _mask(text).rstrip().splitlines():
-            _write(f"    | {line}")
+            _console(f"    | {line}")
+
+
+def _console(line: str) -> None:
+    """Write a line; a console that went away must not stop the run's teardown.
+
+    Ctrl-C in `make test | tee log` ends tee too: the next line would raise BrokenPipeError
+    inside a fixture's teardown, before the backend is stopped (seen: a state dir with its
+    PKI left behind)."""
+    try:
+        _write(line)
+    except OSError:
+        pass
 
 
 @contextmanager
