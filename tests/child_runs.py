@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from e2e_harness.ports import listeners, listening_ports
+from e2e_harness.waiting import Observation, WaitTimeout, poll_until
 
 from . import PROJECT_DIR, interruptible
 
@@ -222,6 +223,19 @@ class ChildRun:
         if sid == self.popen.pid or any(n.encode() in environ or n in seen.cmdline or n in seen.cwd for n in needles):
             return seen
         return None
+
+    def leftovers_after(self, grace: float) -> list[str]:
+        """``leftovers`` once they are gone or ``grace`` seconds have passed (after the child exits, its
+        watchdog still has to kill the rest of its group)."""
+        def gone() -> Observation:
+            left = self.leftovers()
+            return Observation(not left, f"{len(left)} left: {left[:3]}")
+
+        try:
+            poll_until(gone, what=f"what is left of {self.name} to go", timeout=grace, interval=0.5)
+        except WaitTimeout:
+            pass  # the caller reports what is left, with its own context
+        return self.leftovers()
 
     def leftovers(self) -> list[str]:
         """What of the run is still there: processes, listening ports, the state directory."""

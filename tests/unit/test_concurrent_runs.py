@@ -15,7 +15,6 @@ marked ``slow``: ``make check`` leaves it out; run it with
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -68,9 +67,7 @@ def test_two_runs_at_once_in_one_checkout_both_pass_with_their_own_state_and_por
     offset = second.started - first.started
     assert _when(first, DEPLOYED) < _when(second, STOPPING) + offset, "run 1 was not deployed while run 2 ran"
     assert _when(second, DEPLOYED) + offset < _when(first, STOPPING), "run 2 was not deployed while run 1 ran"
-    deadline = time.monotonic() + 20
-    while (left := first.leftovers() + second.leftovers()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    left = first.leftovers_after(20) + second.leftovers_after(20)
     assert not left, "left behind:\n" + "\n".join(left)
     for run in runs:
         ended = run.lines[-1][0]

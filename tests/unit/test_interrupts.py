@@ -145,57 +145,69 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
 
     print(f"{phase}: SIGINT at {at:.1f}s, exit {code} at {time.monotonic() - run.started:.1f}s; {said.group(0)}; "
           f"run {run.run_id}: {len(run.seen)} processes, ports {sorted(run.ports)}")
-    deadline = time.monotonic() + GRACE
-    while (left := run.leftovers()) and time.monotonic() < deadline:
-        time.sleep(0.5)
+    left = run.leftovers_after(GRACE)
     left += [f"temp dir {p}" for p in sorted(child_tmp.iterdir())]
     left += [f"temp dir {p}" for p in sorted(run.temp_dirs_named()) if p.exists() and p != child_tmp]
     assert not left, (f"interrupted at {at:.1f}s ({said.group(0)}); left behind:\n" + "\n".join(left)
                       + f"\n--- console tail ---\n{run.tail()}")
 
 
+# The child blocks on stdin where a signal is to arrive, and goes on when the test writes a line.
 DEFERRED = """if True:
-    import signal, sys, time
+    import sys
     from e2e_harness.interrupts import deferred, hold_during_teardown
     try:
         with deferred("stopping the backend", say=lambda m: print(m, flush=True)):
             print("ready", flush=True)
-            time.sleep(2)          # SIGINT and SIGTERM arrive here
+            sys.stdin.readline()          # SIGINT and SIGTERM arrive here
             print("block finished", flush=True)
     except KeyboardInterrupt as exc:
         print(f"then KeyboardInterrupt({exc})", flush=True)
     hold_during_teardown(say=lambda m: print(m, flush=True))
     print("ready again", flush=True)
-    time.sleep(1)
+    sys.stdin.readline()
     with deferred("stopping the backend", say=lambda m: print(m, flush=True)):   # the teardown's own
         print("stopping", flush=True)
-        time.sleep(1)
+        sys.stdin.readline()
     print("teardown finished", flush=True)
     """
 
 
 def test_deferred_finishes_the_block_then_interrupts_and_a_second_interrupt_only_says_so():
-    proc = subprocess.Popen([sys.executable, "-c", DEFERRED], cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True,
-                            preexec_fn=interruptible)
-    assert proc.stdout.readline() == "ready\n"
-    proc.send_signal(signal.SIGINT)
-    proc.send_signal(signal.SIGTERM)
-    lines = [proc.stdout.readline() for _ in range(4)]
-    assert lines == [
-        "SIGINT received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
-        "(its services die with it))\n",
-        "SIGTERM received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
-        "(its services die with it))\n",
-        "block finished\n", "then KeyboardInterrupt(signal SIGINT)\n"], lines
-    assert proc.stdout.readline() == "ready again\n"
-    proc.send_signal(signal.SIGINT)
-    again = "SIGINT received again: still tearing down what the run started"
-    assert proc.stdout.readline().startswith(again)
-    assert proc.stdout.readline() == "stopping\n"
-    proc.send_signal(signal.SIGINT)  # in the teardown's deferred block: said, and nothing raised
-    rest = proc.stdout.read()
-    assert proc.wait(timeout=30) == 0, rest
-    assert rest.startswith(again) and rest.endswith("teardown finished\n"), rest
+    proc = subprocess.Popen([sys.executable, "-c", DEFERRED], cwd=PROJECT_DIR, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, preexec_fn=interruptible)
+
+    def go_on() -> None:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGTERM)
+        held = [proc.stdout.readline() for _ in range(2)]
+        assert held == [
+            "SIGINT received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
+            "(its services die with it))\n",
+            "SIGTERM received during stopping the backend: finishing it first (SIGKILL stops the harness at once "
+            "(its services die with it))\n"], held
+        go_on()
+        assert [proc.stdout.readline() for _ in range(3)] == [
+            "block finished\n", "then KeyboardInterrupt(signal SIGINT)\n", "ready again\n"]
+        proc.send_signal(signal.SIGINT)
+        again = "SIGINT received again: still tearing down what the run started"
+        assert proc.stdout.readline().startswith(again)
+        go_on()
+        assert proc.stdout.readline() == "stopping\n"
+        proc.send_signal(signal.SIGINT)  # in the teardown's deferred block: said, and nothing raised
+        assert proc.stdout.readline().startswith(again)
+        go_on()
+        assert proc.stdout.readline() == "teardown finished\n"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_the_interrupted_line_names_the_steps_in_progress_else_the_test(monkeypatch):
