@@ -77,8 +77,8 @@ def load_definition(path: Path) -> TemplateDefinition:
 def script_line(backup_maker_source: Path, kind: str, script: str, needle: str) -> str:
     """``generate/templates/<kind>/<script>:<line>`` of the first line containing ``needle``.
 
-    Known defects cite the template line they come from; the report resolves it against
-    the source under test, so the citation cannot drift from the file."""
+    fixtures/known-defects.yaml cites template lines by number; a self-test resolves them
+    against the pinned source, so a citation that drifts from the file fails there."""
     path = Path(backup_maker_source) / "generate" / "templates" / kind / script
     for number, line in enumerate(path.read_text().splitlines(), 1):
         if needle in line:
