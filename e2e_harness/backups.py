@@ -21,12 +21,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Iterator
 
 import yaml
 
-from . import progress
+from . import abandoned, progress
 from .jobs import job_conditions, job_finished, job_outcome
 from .known_defects import OCCURRENCES, KnownDefect, intermittent_match
 from .known_defects import load as load_known_defects
@@ -59,16 +61,24 @@ class GpgKeys:
 
     def encrypt(self, plaintext: bytes) -> bytes:
         """An armored message to these keys, as backup-maker uploads it."""
-        with tempfile.TemporaryDirectory(prefix="e2e-gpg-") as home:
+        with _keyring() as home:
             _gpg(home, "--import", stdin=self.public.encode())
             return _gpg(home, "--trust-model", "always", "--armor", "--encrypt", "--recipient", self.email,
                         stdin=plaintext)
 
     def decrypt(self, data: bytes) -> bytes:
         """Decrypt an armored message with these keys in a throwaway keyring (never the user's)."""
-        with tempfile.TemporaryDirectory(prefix="e2e-gpg-") as home:
+        with _keyring() as home:
             _gpg(home, "--import", stdin=self.private.encode())
             return _gpg(home, "--decrypt", stdin=data)
+
+
+@contextmanager
+def _keyring() -> Iterator[str]:
+    """A throwaway gpg home; a later run removes it if this one is killed (it may hold a private key)."""
+    with tempfile.TemporaryDirectory(prefix="e2e-gpg-") as home:
+        abandoned.claim(Path(home))
+        yield home
 
 
 def _gpg(home: str, *args: str, stdin: bytes | None = None) -> bytes:
@@ -84,7 +94,7 @@ def _gpg(home: str, *args: str, stdin: bytes | None = None) -> bytes:
 
 def make_gpg_keys(email: str) -> GpgKeys:
     """A fresh ed25519 signing key with a cv25519 encryption subkey, exported armored."""
-    with tempfile.TemporaryDirectory(prefix="e2e-gpg-") as home:
+    with _keyring() as home:
         _gpg(home, "--quick-gen-key", f"e2e <{email}>", "future-default", "default", "never")
         public = _gpg(home, "--armor", "--export", email).decode()
         private = _gpg(home, "--armor", "--export-secret-keys", email).decode()

@@ -23,6 +23,7 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import DynamicApiError, NotFoundError, ResourceNotFoundError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
+from . import abandoned
 from .waiting import WaitTimeout, deadline_clock
 
 log = logging.getLogger("e2e_harness.kube")
@@ -74,7 +75,9 @@ class Kube:
             # The client caches API discovery in a file, by default /tmp/osrcp-<md5 of the server URL>.json:
             # left behind by every run, and read back by a later cluster that gets the same loopback port.
             # A private file instead, removed by close().
-            self._discovery_dir = self._discovery_dir or tempfile.mkdtemp(prefix="e2e-kube-discovery-")
+            if self._discovery_dir is None:
+                self._discovery_dir = tempfile.mkdtemp(prefix="e2e-kube-discovery-")
+                abandoned.claim(Path(self._discovery_dir))   # removed by a later run if this one is killed
             self._dynamic = transient(DynamicClient)(self.api, cache_file=f"{self._discovery_dir}/discovery.json")
         return self._dynamic
 

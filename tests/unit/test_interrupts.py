@@ -37,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from e2e_harness import abandoned
 from tests.child_runs import ChildRun
 
 from .. import interruptible
@@ -150,6 +151,41 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
     left += [f"temp dir {p}" for p in sorted(run.temp_dirs_named()) if p.exists() and p != child_tmp]
     assert not left, (f"interrupted at {at:.1f}s ({said.group(0)}); left behind:\n" + "\n".join(left)
                       + f"\n--- console tail ---\n{run.tail()}")
+
+
+@pytest.mark.needs_go
+def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_path, child_tmp):
+    """SIGKILL allows no teardown: the services die with the harness (their watchdog), but the state
+    directory (PKI, etcd, pods' secret volumes) and the databases' data stay, until the next run."""
+    env = {**MIRROR_ENV, "TMPDIR": str(child_tmp)}
+    args = ["--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys"]
+    killed = ChildRun([QUICK, *args, "--artifacts-dir", str(tmp_path / "killed")], env=env, name="killed run").start()
+    try:
+        killed.wait_for(killed.line_matching(PHASES["databases"][1]), "the databases starting", PHASE_TIMEOUT)
+        killed.wait_for(PHASES["databases"][2], "PostgreSQL running", 120)
+        killed.sample()
+    finally:
+        killed.kill()   # SIGKILL to the harness's process group; its services are in groups of their own
+    left = killed.leftovers_after(GRACE)
+    assert left == [f"state directory {killed.state_dir}: {sorted(p.name for p in killed.state_dir.iterdir())}"], (
+        "after SIGKILL only the state directory should be left (the services die with the harness):\n"
+        + "\n".join(left))
+    # The run's temp dirs (databases' data as root, the API discovery cache), each claimed by the run
+    temp_dirs = sorted(child_tmp.iterdir())
+    assert temp_dirs and all((d / abandoned.OWNER_FILE).is_file() for d in temp_dirs), temp_dirs
+
+    after = ChildRun([QUICK, *args, "--artifacts-dir", str(tmp_path / "next")], env=env, name="next run").start()
+    try:
+        code = after.wait(EXIT_TIMEOUT)
+    finally:
+        after.kill()
+    assert code == 0, after.tail()
+    gone = f"pid {killed.popen.pid} is no longer running"
+    for directory in [killed.state_dir, *temp_dirs]:
+        assert f"removed {directory}, left by a run that was killed ({gone})" in after.output, (directory, after.tail())
+        assert not directory.exists(), directory
+    assert not list(child_tmp.iterdir()), sorted(child_tmp.iterdir())
+    assert not after.leftovers_after(GRACE)
 
 
 # The child blocks on stdin where a signal is to arrive, and goes on when the test writes a line.

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ... import progress
+from ... import abandoned, progress
 from ...builds import build_all
 from ...crds import controller_crds, install_crds, server_crds
 from ...masking import MASKER
@@ -148,6 +148,11 @@ class LocalBackend(Backend):
         from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
 
         release = self.settings.release
+        # Before making anything: remove what killed runs left (their secrets are in it).
+        abandoned.sweep(abandoned.candidates(self.settings.build_dir), say=progress.say)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not self.settings.keep_cluster:
+            abandoned.claim(self.state_dir)
         kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"], progress=progress.say)
         self.control_plane = ControlPlane(
             ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"], progress=progress.say),

@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ... import abandoned
 from ...commands import run
 from ...masking import MASKER
 from ...postgres import PostgresAddress, create_database
@@ -79,6 +80,7 @@ class PostgresServer:
         if os.geteuid() == 0:
             # Under a temp dir: the project dir may sit in a home that the postgres user cannot enter.
             self._data_root = Path(tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
+            abandoned.claim(self._data_root)   # outside the state dir: a later run removes it if this one is killed
         else:
             self._data_root = self.state_dir / self.name
             self._data_root.mkdir(parents=True)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pymysql
 
+from ... import abandoned
 from ...commands import CommandError, run
 from ...mariadb import MariaDBAddress
 from ...masking import MASKER
@@ -66,6 +67,7 @@ class MariaDBServer:
             raise MariaDBError("mariadbd/mariadb-install-db not found; install Debian's mariadb-server "
                                "(`make system-deps` does, as root)")
         self._data_root = Path(tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
+        abandoned.claim(self._data_root)   # a later run removes it if this one is killed
         prefix = as_system_user(SYSTEM_USER, "mariadb-server", self._data_root)
         data = self._data_root / "data"
         run([*prefix, install_db, "--no-defaults", f"--datadir={data}", "--auth-root-authentication-method=normal",
