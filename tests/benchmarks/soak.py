@@ -29,14 +29,14 @@ DEFECT_ROW = re.compile(r"^\| `([^`]+)` .*?\| (retry-intermittent) \| (\d+) \|",
 
 
 def outcomes(junit: Path) -> dict[str, str]:
-    """``{test id: passed|failed|skipped}`` from one JUnit file."""
+    """``{test id: passed|failed|xfailed|skipped}`` from one JUnit file (pytest writes an xfail as skipped)."""
     result = {}
     for case in ET.parse(junit).getroot().iter("testcase"):
         name = f"{case.get('classname')}::{case.get('name')}"
         if case.find("failure") is not None or case.find("error") is not None:
             result[name] = "failed"
-        elif case.find("skipped") is not None:
-            result[name] = "skipped"
+        elif (skipped := case.find("skipped")) is not None:
+            result[name] = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
         else:
             result[name] = "passed"
     return result
@@ -85,7 +85,7 @@ def main(argv: list[str]) -> int:
             report = artifacts / "report.md"
             for defect, _, count in DEFECT_ROW.findall(report.read_text() if report.is_file() else ""):
                 defects[defect] += int(count)
-            counts = {o: sum(1 for v in results.values() if v == o) for o in ("passed", "failed", "skipped")}
+            counts = {o: sum(1 for v in results.values() if v == o) for o in ("passed", "failed", "xfailed", "skipped")}
             failed_runs += proc.returncode != 0
             print(f"run {n:>3}: {took:6.1f} s, exit {proc.returncode}, "
                   + ", ".join(f"{v} {k}" for k, v in counts.items()), flush=True)
