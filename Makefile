@@ -48,7 +48,7 @@ tools: venv
 	$(VENV)/bin/python -m e2e_harness.tools install --dest $(BIN) $(if $(TOOLS_MANIFEST),--manifest $(TOOLS_MANIFEST))
 
 # kube-apiserver, kube-controller-manager and etcd at the pinned versions: found, or built once
-# from Go modules into ~/.cache/e2e-harness (about 6 minutes cold on 2 cores, seconds warm).
+# from Go modules into ~/.cache/e2e-harness (about 7 minutes cold on 2 cores, seconds warm).
 local-binaries: system-deps venv
 	$(VENV)/bin/python -m e2e_harness.backends.local.binaries --release-env release.env
 
