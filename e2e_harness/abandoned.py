@@ -64,7 +64,9 @@ def sweep(directories: Iterable[Path], say: Callable[[str], None]) -> list[Path]
         if why is None:
             continue
         shutil.rmtree(directory, ignore_errors=True)
-        if not directory.exists():
+        if directory.exists():
+            say(f"could not remove all of {directory}, left by a run that was killed ({why}); remove it by hand")
+        else:
             say(f"removed {directory}, left by a run that was killed ({why})")
             removed.append(directory)
     return removed

@@ -19,9 +19,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
+
+from e2e_harness.merge_reports import results_of
 
 from .. import PROJECT_DIR
 
@@ -29,17 +30,9 @@ DEFECT_ROW = re.compile(r"^\| `([^`]+)` .*?\| (retry-intermittent) \| (\d+) \|",
 
 
 def outcomes(junit: Path) -> dict[str, str]:
-    """``{test id: passed|failed|xfailed|skipped}`` from one JUnit file (pytest writes an xfail as skipped)."""
-    result = {}
-    for case in ET.parse(junit).getroot().iter("testcase"):
-        name = f"{case.get('classname')}::{case.get('name')}"
-        if case.find("failure") is not None or case.find("error") is not None:
-            result[name] = "failed"
-        elif (skipped := case.find("skipped")) is not None:
-            result[name] = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
-        else:
-            result[name] = "passed"
-    return result
+    """``{test id: passed|failed|xfailed|skipped}`` from one JUnit file, read as the report merger reads it."""
+    return {r.nodeid: "failed" if r.outcome == "error" else r.outcome
+            for results in results_of(junit).values() for r in results}
 
 
 def _slow_self_tests(n: int, scratch: Path, seen: dict[str, set[str]]) -> bool:

@@ -39,8 +39,8 @@ def test_a_directory_whose_owner_is_gone_is_removed_and_named(tmp_path):
 
 def test_a_live_owner_an_unowned_directory_and_a_symlink_are_kept(tmp_path):
     temp = tmp_path / "tmp"
-    live, unowned, target = temp / "e2e-server-postgres-live", temp / "e2e-kept-cluster", tmp_path / "elsewhere"
-    for directory in (live, unowned, target):
+    live, unowned = temp / "e2e-server-postgres-live", temp / "e2e-kept-cluster"
+    for directory in (live, unowned):
         directory.mkdir(parents=True)
     abandoned.claim(live)
     _claimed_by_a_process_that_exited(tmp_path / "target-of-link")
