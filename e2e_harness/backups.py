@@ -9,7 +9,10 @@ Rules from ../shared/reference/controller.md that this module encodes:
   ``riotkit.org/job-tracking-id``), its pods through their ownerReference to the Job
   (every Job of one ScheduledBackup shares the pod label ``job-name``);
 * the verdict is the Job's own condition; the action's ``healthy`` is read only after
-  the Job has finished and the observer has reported it (it can be true too early).
+  the Job has finished and the observer has reported that outcome: a report written
+  before the Job counted its pod says ``succeeded`` (controller pkg/integration/
+  kubernetesjob.go:58-72, ``Succeeded: !running``), so a report that disagrees with the
+  finished Job is stale, and the harness pokes the observer until it reports again.
 """
 
 from __future__ import annotations
@@ -248,9 +251,10 @@ class Backups:
                                  namespace=self.namespace, timeout=JOB_TIMEOUT,
                                  what=f"Job {self.namespace}/{job_name} ({action} of {scheduled}) to be Complete or Failed",
                                  where=f"the pods of Job {job_name} and their logs")
-        final = self._wait_poking("RequestedBackupAction", name, _health_reported, timeout=HEALTH_TIMEOUT,
-                                  what=f"RequestedBackupAction {self.namespace}/{name} to report the finished "
-                                       "Job in childrenResourcesHealth (the controller's observer)",
+        outcome = job_outcome(job)
+        final = self._wait_poking("RequestedBackupAction", name, health_reported(outcome), timeout=HEALTH_TIMEOUT,
+                                  what=f"RequestedBackupAction {self.namespace}/{name} to report its Job {outcome} "
+                                       "in childrenResourcesHealth (the controller's observer)",
                                   where="the controller's log")
         pods = self._pods_of(job)
         logs = "\n".join(self.pod_logs(self.namespace, p["metadata"]["name"], c["name"])
@@ -327,10 +331,19 @@ def _job_referenced(obj: dict | None) -> tuple[bool, str]:
     return bool(status.get("processed") and refs), f"processed={status.get('processed')}, ownedReferences={refs}"
 
 
-def _health_reported(obj: dict | None) -> tuple[bool, str]:
-    status = (obj or {}).get("status") or {}
-    children = status.get("childrenResourcesHealth") or []
-    done = bool(children) and not any(c.get("running") for c in children) and any(
-        c.get("succeeded") or c.get("failed") for c in children)
-    return done, f"{_health_summary(status)}"
+def health_reported(outcome: str | None) -> Callable[[dict | None], tuple[bool, str]]:
+    """A wait condition: the observer's report, written after the Job ended as ``outcome``.
+
+    Only a report that says what the Job says can be told from one written before the pod
+    started (which reads ``succeeded``, not running); a controller that never reports a
+    failed Job as failed makes this wait time out with the report it kept."""
+    key = "failed" if outcome == "Failed" else "succeeded"
+
+    def reported(obj: dict | None) -> tuple[bool, str]:
+        status = (obj or {}).get("status") or {}
+        children = status.get("childrenResourcesHealth") or []
+        done = bool(children) and not any(c.get("running") for c in children) and any(
+            c.get(key) for c in children)
+        return done, f"Job {outcome}; action {_health_summary(status)}"
+    return reported
 

@@ -1,0 +1,72 @@
+"""The action's health report is read only once it says what the finished Job says: the
+controller's observer reports a Job that has not counted its pod yet as succeeded, and that
+early report must not be taken as its verdict on a Job that then failed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from e2e_harness.backups import health_reported
+from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
+from e2e_harness.release import load_release
+
+from .conftest import PROJECT_DIR
+
+
+def _action(*children: dict) -> dict:
+    return {"metadata": {"name": "subject-backup-1"},
+            "status": {"processed": True, "healthy": all(c.get("succeeded") for c in children),
+                       "childrenResourcesHealth": list(children)}}
+
+
+EARLY = {"kind": "Job", "trackingId": "t", "succeeded": True, "running": False, "failed": False,
+         "message": "All labelled jobs by riotkit.org/job-tracking-id=t succeed in ns namespace"}
+RUNNING = {**EARLY, "succeeded": False, "running": True}
+FAILED = {**EARLY, "succeeded": False, "failed": True, "message": "Job ns/subject-backup-x failed"}
+
+
+def test_an_early_succeeded_report_is_not_the_verdict_on_a_failed_job():
+    done, state = health_reported("Failed")(_action(EARLY))
+    assert not done, "a report written before the Job counted its pod was taken for a failed Job's verdict"
+    assert "Job Failed" in state and "'healthy': True" in state, state
+
+
+@pytest.mark.parametrize(("outcome", "report", "expected"), [
+    ("Failed", FAILED, True),
+    ("Complete", EARLY, True),      # indistinguishable from a fresh one, and it agrees
+    ("Complete", FAILED, False),
+    ("Complete", RUNNING, False),
+    ("Failed", RUNNING, False),
+])
+def test_the_report_is_taken_once_it_agrees_with_the_job(outcome, report, expected):
+    assert health_reported(outcome)(_action(report))[0] is expected
+
+
+def test_an_action_without_a_report_is_not_reported():
+    assert health_reported("Complete")(_action())[0] is False
+    assert health_reported("Failed")(None)[0] is False
+
+
+@pytest.fixture(scope="module")
+def controller_source(tmp_path_factory) -> Path:
+    """The pinned controller's source, resolved as a run resolves it (mirror, else the git hosting)."""
+    resolver = SourceResolver(tmp_path_factory.mktemp("build"), git_mirror=git_mirror_from(None, os.environ),
+                              progress=lambda line: None)
+    component = next(c for c in COMPONENTS if c.name == "backup-maker-controller")
+    release = load_release(PROJECT_DIR / "release.env")
+    return resolver.resolve(component, release.pin(component.pin_key)).path
+
+
+@pytest.mark.parametrize(("line", "text"), [
+    (42, "if job.Status.Failed > 0 {"),
+    (58, "if job.Status.Active > 0 {"),
+    (72, "Succeeded: !running,"),
+])
+def test_the_pinned_controller_still_reports_a_job_without_pods_as_succeeded(controller_source, line, text):
+    path = "pkg/integration/kubernetesjob.go"
+    lines = (controller_source / path).read_text().splitlines()
+    assert text in lines[line - 1], (f"{path}:{line} is now {lines[line - 1].strip()!r}; "
+                                     "update e2e_harness/backups.py's note on early health reports")
