@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import http.server
+import os
 import shutil
 import subprocess
 import threading
 from pathlib import Path
 
 import pytest
+
+from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
+from e2e_harness.release import load_release
 
 from .. import PROJECT_DIR  # noqa: F401 - tests import it from here
 
@@ -19,6 +23,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``needs_go`` skip, naming the missing capability, where there is no Go toolchain."""
     if item.get_closest_marker("needs_go") is not None and shutil.which("go") is None:
         pytest.skip(f"needs_go: {GO_MISSING}")
+
+
+def pinned_source(build_dir: Path, component_name: str) -> Path:
+    """A component's source at release.env's pin, resolved as a run resolves it (mirror, else git)."""
+    resolver = SourceResolver(build_dir, git_mirror=git_mirror_from(None, os.environ), progress=lambda line: None)
+    component = next(c for c in COMPONENTS if c.name == component_name)
+    return resolver.resolve(component, load_release(PROJECT_DIR / "release.env").pin(component.pin_key)).path
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -4,16 +4,13 @@ early report must not be taken as its verdict on a Job that then failed."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from e2e_harness.backups import health_reported
-from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
-from e2e_harness.release import load_release
 
-from .conftest import PROJECT_DIR
+from .conftest import pinned_source
 
 
 def _action(*children: dict) -> dict:
@@ -52,12 +49,7 @@ def test_an_action_without_a_report_is_not_reported():
 
 @pytest.fixture(scope="module")
 def controller_source(tmp_path_factory) -> Path:
-    """The pinned controller's source, resolved as a run resolves it (mirror, else the git hosting)."""
-    resolver = SourceResolver(tmp_path_factory.mktemp("build"), git_mirror=git_mirror_from(None, os.environ),
-                              progress=lambda line: None)
-    component = next(c for c in COMPONENTS if c.name == "backup-maker-controller")
-    release = load_release(PROJECT_DIR / "release.env")
-    return resolver.resolve(component, release.pin(component.pin_key)).path
+    return pinned_source(tmp_path_factory.mktemp("build"), "backup-maker-controller")
 
 
 @pytest.mark.parametrize(("line", "text"), [

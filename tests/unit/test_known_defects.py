@@ -3,17 +3,15 @@ cited cause still in the pinned server's source (fixtures/known-defects.yaml).""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
 from e2e_harness.known_defects import intermittent_match, load
 from e2e_harness.release import load_release
 
-from .conftest import PROJECT_DIR
+from .conftest import PROJECT_DIR, pinned_source
 
 RELEASE = load_release(PROJECT_DIR / "release.env")
 # What backup-maker logs when the server refuses an upload (from a soak run's failed Job, trimmed)
@@ -41,11 +39,7 @@ def test_other_failures_and_other_pins_are_not_retried():
 
 @pytest.fixture(scope="module")
 def server_source(tmp_path_factory) -> Path:
-    """The pinned backup-repository's source, resolved as a run resolves it (mirror, else the git hosting)."""
-    resolver = SourceResolver(tmp_path_factory.mktemp("build"), git_mirror=git_mirror_from(None, os.environ),
-                              progress=lambda line: None)
-    component = next(c for c in COMPONENTS if c.name == "backup-repository")
-    return resolver.resolve(component, RELEASE.pin(component.pin_key)).path
+    return pinned_source(tmp_path_factory.mktemp("build"), "backup-repository")
 
 
 @pytest.mark.parametrize(("path", "line", "text"), [
