@@ -301,7 +301,7 @@ def test_cli_resolves_every_component_through_a_mirror_from_the_environment(orig
             "--all")
     release_env = tmp_path / "release.env"
     release_env.write_text("SERVER_VERSION=v1.0.0\nCONTROLLER_VERSION=v1.0.0\nBACKUP_MAKER_VERSION=v1.0.0\n"
-                           "PGBR_VERSION=v1.0.0\nKUBERNETES_VERSION=v1.34.4\nETCD_VERSION=v3.6.4\n"
+                           "PGBR_VERSION=v1.0.0\nKUBERNETES_VERSION=v1.34.4\nETCD_VERSION=v3.6.4\nCOREDNS_VERSION=v1.12.1\nLOCAL_PATH_PROVISIONER_VERSION=v0.0.30\n"
                            "K3S_VERSION=v1.31.5-k3s1\nPOSTGRES_VERSION=15\n")
     for key in ("SERVER_VERSION", "CONTROLLER_VERSION", "BACKUP_MAKER_VERSION", "PGBR_VERSION",
                 "SKIP_GIT_PULL", "COMPONENT_SOURCE"):

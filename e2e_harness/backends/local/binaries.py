@@ -1,4 +1,8 @@
-"""kube-apiserver, kube-controller-manager and etcd at the release's pinned versions.
+"""The local backend's Kubernetes at the release's pinned versions: control plane, node, CoreDNS.
+
+kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy and kubectl from
+k8s.io/kubernetes at KUBERNETES_VERSION; etcd at ETCD_VERSION; CoreDNS at COREDNS_VERSION;
+local-path-provisioner at LOCAL_PATH_PROVISIONER_VERSION.
 
 Looked for, in order: on PATH, in ``KUBEBUILDER_ASSETS`` (the envtest convention),
 in the cache outside the repository (``$XDG_CACHE_HOME/e2e-harness``), and
@@ -28,8 +32,11 @@ from ...commands import CommandError, run
 log = logging.getLogger("e2e_harness.local.binaries")
 
 KUBE_MODULE = "k8s.io/kubernetes"
-KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager")
+# The control plane, and the node (kubelet, kube-scheduler, kube-proxy); kubectl for `kubectl exec` and tests.
+KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
+COREDNS_MODULE = "github.com/coredns/coredns"
+LOCAL_PATH_MODULE = "github.com/rancher/local-path-provisioner"
 BUILD_TIMEOUT = 3600
 STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
 GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
@@ -45,8 +52,10 @@ def cache_root() -> Path:
 
 
 def _version_of(binary: Path) -> str:
+    # kubectl has no --version flag; the others print "Kubernetes v1.34.4", "etcd Version: 3.6.4", "CoreDNS-1.12.1".
+    args = ["version", "--client"] if binary.name == "kubectl" else ["--version"]
     try:
-        out = run([binary, "--version"], timeout=30, check=False)
+        out = run([binary, *args], timeout=30, check=False)
     except CommandError:
         return ""
     m = re.search(r"v?\d+\.\d+\.\d+", out.stdout + out.stderr)
@@ -78,8 +87,8 @@ def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
     if all(found.values()):
         return found  # type: ignore[return-value]
     dest = cache_root() / "kubernetes" / version / "bin"
-    progress(f"building kube-apiserver and kube-controller-manager {version} from Go modules "
-             f"(once; cached in {dest}, about 5 minutes on 2 cores)")
+    progress(f"building {', '.join(KUBE_COMMANDS)} {version} from Go modules "
+             f"(once; cached in {dest}, about 12 minutes on 2 cores)")
     major, minor = version.lstrip("v").split(".")[:2]
     stamp = "k8s.io/component-base/version"  # what `--version` and /version report
     ldflags = f"-X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} -X {stamp}.gitMinor={minor}"
@@ -96,6 +105,28 @@ def etcd_binary(version: str, progress=log.info) -> Path:
     progress(f"building etcd {version} from Go modules (once; cached in {dest})")
     _build(ETCD_MODULE, version, [ETCD_MODULE], dest, outputs={ETCD_MODULE: "etcd"})
     return dest / "etcd"
+
+
+def coredns_binary(version: str, progress=log.info) -> Path:
+    """CoreDNS, for the real node's cluster DNS (runs as a pod from a static image)."""
+    found = find("coredns", version, "coredns")
+    if found:
+        return found
+    dest = cache_root() / "coredns" / version / "bin"
+    progress(f"building CoreDNS {version} from Go modules (once; cached in {dest}, about 4 minutes on 2 cores)")
+    _build(COREDNS_MODULE, version, [COREDNS_MODULE], dest, outputs={COREDNS_MODULE: "coredns"})
+    return dest / "coredns"
+
+
+def local_path_provisioner_binary(version: str, progress=log.info) -> Path:
+    """rancher's local-path-provisioner (what k3s ships), for PersistentVolumeClaims on the real node."""
+    dest = cache_root() / "local-path-provisioner" / version / "bin"
+    binary = dest / "local-path-provisioner"
+    if binary.is_file():   # it prints no version: the cache directory names it
+        return binary
+    progress(f"building local-path-provisioner {version} from Go modules (once; cached in {dest})")
+    _build(LOCAL_PATH_MODULE, version, [LOCAL_PATH_MODULE], dest, outputs={LOCAL_PATH_MODULE: "local-path-provisioner"})
+    return binary
 
 
 def _staging_replaces(version: str) -> dict[str, str]:
@@ -171,6 +202,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in kubernetes_binaries(release["KUBERNETES_VERSION"], progress=log.info).items():
             print(f"{name} {release['KUBERNETES_VERSION']}: {path}")
         print(f"etcd {release['ETCD_VERSION']}: {etcd_binary(release['ETCD_VERSION'], progress=log.info)}")
+        print(f"coredns {release['COREDNS_VERSION']}: "
+              f"{coredns_binary(release['COREDNS_VERSION'], progress=log.info)}")
+        version = release["LOCAL_PATH_PROVISIONER_VERSION"]
+        print(f"local-path-provisioner {version}: {local_path_provisioner_binary(version, progress=log.info)}")
         log.info("ready in %.0fs", time.monotonic() - started)
     except (ReleaseError, BinaryError) as exc:
         print(f"binaries: error: {exc}", file=sys.stderr)
