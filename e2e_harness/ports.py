@@ -50,21 +50,21 @@ def _advice(port: int) -> str:
             f"ss -ltnp 'sport = :{port}'")
 
 
-def ensure_free(service: str, ports: Iterable[int]) -> None:
-    """Raise PortInUse naming ``service`` when one of its ``ports`` cannot be bound on loopback."""
+def ensure_free(service: str, ports: Iterable[int], address: str = "127.0.0.1") -> None:
+    """Raise PortInUse naming ``service`` when one of its ``ports`` cannot be bound on ``address``."""
     for port in ports:
-        if not bindable(port):
-            raise PortInUse(f"{service}: port 127.0.0.1:{port}, which the harness picked for it as free, is "
+        if not bindable(port, address):
+            raise PortInUse(f"{service}: port {address}:{port}, which the harness picked for it as free, is "
                             f"already in use{_holder(port)}, so {service} was not started. {_advice(port)}")
 
 
 def in_use_message(service: str, returncode: int | None, ports: Iterable[int], log_text: str,
-                   log_path: Path) -> str | None:
+                   log_path: Path, address: str = "127.0.0.1") -> str | None:
     """The message for a service that exited because its port was taken, or None for any other exit."""
     ports = list(ports)
     if not ports or not ADDRESS_IN_USE.search(log_text):
         return None
-    where = ", ".join(f"127.0.0.1:{p}" for p in ports)
+    where = ", ".join(f"{address}:{p}" for p in ports)
     line = next(l for l in log_text.splitlines() if ADDRESS_IN_USE.search(l)).strip()
     holders = "".join(_holder(p) for p in ports)
     return (f"{service} exited with {returncode}: it could not listen on {where} (its log says: {line!r}); "

@@ -64,10 +64,10 @@ class ProcessError(RuntimeError):
     pass
 
 
-def free_port() -> int:
-    """A port the OS just handed out on loopback (released again for the process to bind)."""
+def free_port(address: str = "127.0.0.1") -> int:
+    """A port the OS just handed out on ``address`` (released again for the process to bind)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((address, 0))
         return s.getsockname()[1]
 
 
@@ -76,7 +76,8 @@ class HostProcess:
     name: str
     popen: subprocess.Popen
     log_path: Path
-    ports: tuple[int, ...] = ()   # loopback ports the harness picked for it
+    ports: tuple[int, ...] = ()   # ports the harness picked for it
+    address: str = "127.0.0.1"    # where it binds them
 
     def running(self) -> bool:
         return self.popen.poll() is None
@@ -132,9 +133,10 @@ class ProcessGroup:
         return watchdog.pid
 
     def start(self, name: str, args: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = None,
-              cwd: Path | None = None, ports: Sequence[int] = ()) -> HostProcess:
-        """Start ``args`` as ``name``; ``ports`` (picked by free_port) must still be free, else PortInUse."""
-        ensure_free(name, ports)
+              cwd: Path | None = None, ports: Sequence[int] = (), address: str = "127.0.0.1") -> HostProcess:
+        """Start ``args`` as ``name``; ``ports`` (picked by free_port) must still be free on ``address``,
+        else PortInUse."""
+        ensure_free(name, ports, address)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         argv = [str(a) for a in args]
@@ -144,7 +146,7 @@ class ProcessGroup:
             with open(log_path, "ab") as log_file:
                 popen = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env={**os.environ, **(env or {})}, cwd=cwd, process_group=pgid)
-            process = HostProcess(name, popen, log_path, tuple(ports))
+            process = HostProcess(name, popen, log_path, tuple(ports), address)
             self.processes.append(process)
         return process
 
@@ -152,7 +154,8 @@ class ProcessGroup:
         """Raise naming any process that has exited, with its log's tail."""
         for p in list(self.processes):
             if not p.running():
-                if in_use := in_use_message(p.name, p.popen.returncode, p.ports, p.log_tail(), p.log_path):
+                if in_use := in_use_message(p.name, p.popen.returncode, p.ports, p.log_tail(), p.log_path,
+                                            p.address):
                     raise PortInUse(in_use)
                 raise ProcessError(f"{p.name} exited with {p.popen.returncode}; log {p.log_path}:\n{p.log_tail()}")
 

@@ -1,4 +1,4 @@
-"""A throwaway PKI for one local control plane: CA, serving cert, admin client cert, SA keys.
+"""A throwaway PKI for one local cluster: CA, serving certs, client certs, SA keys.
 
 Made fresh for every run (so nothing stale is reused) with the ``cryptography``
 library; private keys are written 0600 and never logged.
@@ -44,7 +44,8 @@ def _write_key(path: Path, key) -> None:
 
 
 def _cert(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, *, ca: bool = False,
-          server: bool = False, client: bool = False) -> x509.Certificate:
+          server: bool = False, client: bool = False, ips: tuple[str, ...] = ("127.0.0.1",),
+          dns: tuple[str, ...] = ("localhost",)) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
                .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
@@ -59,10 +60,9 @@ def _cert(subject: x509.Name, public_key, issuer: x509.Name, issuer_key, *, ca: 
     if usages:
         builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
     if server:
-        builder = builder.add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
-            x509.DNSName("kubernetes.default.svc")]), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(ip)) for ip in dict.fromkeys(ips)]
+            + [x509.DNSName(name) for name in dict.fromkeys(dns)]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -73,7 +73,38 @@ def _name(common_name: str, organization: str | None = None) -> x509.Name:
     return x509.Name(attrs)
 
 
-def create_pki(directory: Path) -> Pki:
+APISERVER_NAMES = ("localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                   "kubernetes.default.svc.cluster.local")
+
+
+def _ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """The CA that create_pki wrote into ``directory`` (its key stays in that 0700 directory)."""
+    cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    return cert, key
+
+
+def issue(directory: Path, name: str, common_name: str, *, organization: str | None = None,
+          client: bool = False, server: bool = False, ips: tuple[str, ...] = ("127.0.0.1",),
+          dns: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
+    """A certificate signed by the cluster CA in ``directory``: ``<name>.crt`` and its 0600 ``<name>.key``.
+
+    For the node's identities: the kubelet's client (``system:node:<node>`` in ``system:nodes``) and
+    serving certificates, and the API server's client certificate for the kubelet.
+    """
+    ca_cert, ca_key = _ca(directory)
+    key = _key()
+    cert_path, key_path = directory / f"{name}.crt", directory / f"{name}.key"
+    cert_path.write_bytes(_cert(_name(common_name, organization), key.public_key(), ca_cert.subject, ca_key,
+                                client=client, server=server, ips=ips, dns=dns)
+                          .public_bytes(serialization.Encoding.PEM))
+    _write_key(key_path, key)
+    return cert_path, key_path
+
+
+def create_pki(directory: Path, server_ips: tuple[str, ...] = ("127.0.0.1",)) -> Pki:
+    """A fresh CA and the control plane's certificates; the API server's serves ``server_ips``
+    (loopback, the node-facing address, the ``kubernetes`` Service's IP)."""
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     pem = serialization.Encoding.PEM
@@ -82,10 +113,12 @@ def create_pki(directory: Path) -> Pki:
     pki = Pki(*(directory / n for n in ("ca.crt", "apiserver.crt", "apiserver.key", "admin.crt", "admin.key",
                                         "sa.key", "sa.pub")))
     pki.ca_cert.write_bytes(ca.public_bytes(pem))
+    _write_key(directory / "ca.key", ca_key)  # for issue(): the node's certificates
 
     server_key = _key()
     pki.server_cert.write_bytes(_cert(_name("kube-apiserver"), server_key.public_key(), ca_name, ca_key,
-                                      server=True).public_bytes(pem))
+                                      server=True, ips=("127.0.0.1",) + tuple(server_ips),
+                                      dns=APISERVER_NAMES).public_bytes(pem))
     _write_key(pki.server_key, server_key)
 
     admin_key = _key()
