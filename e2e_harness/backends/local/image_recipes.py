@@ -1,0 +1,546 @@
+"""What each image the local node serves contains, and under which names.
+
+The release's pod specs name images on Docker Hub and ghcr.io, which these machines cannot
+reach. The node's containerd sends docker.io, ghcr.io and registry.k8s.io to its own registry, so
+an image pushed there as ``library/busybox:latest`` serves ``busybox`` and
+``docker.io/library/busybox:latest``, and ``riotkit-org/pgbr:1.0.0-rc1-pg15`` serves
+``ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg15`` (``images.normalise`` names a reference that way).
+
+Each recipe follows the upstream image it stands in for (its Dockerfile, or the documented
+interface of an official image), built from Debian's packages; what differs is said where it
+is made. Binaries built from the pinned sources elsewhere (pgbr, backup-maker, CoreDNS) are
+parameters. The entrypoints of postgres and mariadb are the harness's own, implementing the
+environment interface the official images document.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+from ...commands import CommandError, run
+from .images import (Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree,
+                     file_capability, normalise)
+
+DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+BUSYBOX = Path("/bin/busybox")
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+ZONEINFO = Path("/usr/share/zoneinfo")
+NONROOT = 65532
+CAP_NET_BIND_SERVICE = 10
+POSTGRES_UID = MYSQL_UID = 999      # what the official postgres and mariadb images give their users
+# PostgreSQL majors Debian packages, by suite; other majors need another install function.
+DEBIAN_POSTGRESQL = {"15": "bookworm"}
+DEBIAN_MARIADB = {"10.11": "bookworm"}
+
+
+# ---------------------------------------------------------------- from scratch
+
+PAUSE_C = r"""/* The pod sandbox's process: sleeps until SIGTERM or SIGINT, reaping children (it is PID 1). */
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void stop(int sig) { (void)sig; _exit(0); }
+static void reap(int sig) { (void)sig; while (waitpid(-1, 0, WNOHANG) > 0) {} }
+
+int main(void) {
+    signal(SIGTERM, stop);
+    signal(SIGINT, stop);
+    signal(SIGCHLD, reap);
+    for (;;) pause();
+}
+"""
+
+
+def pause() -> Recipe:
+    """The sandbox image: our own pause program, static, one layer; tagged by its content."""
+    with tempfile.TemporaryDirectory(prefix="e2e-pause-") as scratch:
+        source, binary = Path(scratch, "pause.c"), Path(scratch, "pause")
+        source.write_text(PAUSE_C)
+        try:
+            run(["gcc", "-static", "-Os", "-s", "-o", binary, source], timeout=120, what="compiling the pause program")
+        except CommandError as exc:
+            raise NoRecipe(f"{exc}\nthe pause image needs gcc and a static libc: apt-get install gcc libc6-dev") from None
+        data = binary.read_bytes()
+    tag = hashlib.sha256(data).hexdigest()[:12]
+    return Recipe("pause", (f"e2e-harness/pause:{tag}",),
+                  ImageConfig(entrypoint=("/pause",), user="65535:65535"),
+                  (Layer((File("pause", data, 0o755),), "pause (gcc -static)"),),
+                  description="the harness's pause program (sleeps until SIGTERM/SIGINT, reaps children)")
+
+
+def busybox() -> Recipe:
+    """Debian's static busybox with a symlink per applet, as the official busybox image.
+
+    Its ``wget`` segfaults on this Debian build (node.md): use ``nc``."""
+    version = _deb_version("busybox-static", "the busybox image")
+    upstream = version.split(":", 1)[-1].split("-", 1)[0]            # 1:1.35.0-4+deb12u1 -> 1.35.0
+    applets = run([BUSYBOX, "--list"], timeout=30, what="listing busybox's applets").stdout.split()
+    entries = [Dir("bin"), Dir("etc"), Dir("home"), Dir("root", 0o700), Dir("tmp", 0o1777), Dir("var"),
+               File("bin/busybox", BUSYBOX, 0o755),
+               File("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n"),
+               File("etc/group", b"root:x:0:\nnobody:x:65534:\n")]
+    entries += [Symlink(f"bin/{applet}", "busybox") for applet in sorted(set(applets)) if applet != "busybox"]
+    major_minor = ".".join(upstream.split(".")[:2])
+    return Recipe("busybox", ("library/busybox:latest", f"library/busybox:{major_minor}"),
+                  ImageConfig(cmd=("sh",), env=(DEFAULT_PATH,)),
+                  (Layer(tuple(entries), f"busybox-static {version} and its {len(applets)} applets"),),
+                  description=f"Debian busybox-static {version}")
+
+
+def static(binary: Path | None, name: str, entrypoint: Sequence[str] | None = None, *, dest: str | None = None,
+           user: str = str(NONROOT), working_dir: str = "/home/nonroot", bind_low_ports: bool = False,
+           refs: Sequence[str] = ()) -> Recipe:
+    """A chainguard/static-like base (CA bundle, zoneinfo, /tmp, passwd with nonroot=65532) with
+    ``binary`` at ``dest`` (default: the entrypoint's path, else /usr/bin/<name>); for Go static
+    binaries (CoreDNS). ``bind_low_ports`` gives the binary CAP_NET_BIND_SERVICE as a file
+    capability, as CoreDNS's own image does (``setcap cap_net_bind_service=+ep``) to listen on :53
+    as nonroot. Served as ``e2e-harness/<name>:<its key>`` unless ``refs`` are given."""
+    entries = [Dir("etc"), Dir("etc/ssl"), Dir("etc/ssl/certs"), Dir("home"), Dir("home/nonroot", 0o755, NONROOT, NONROOT),
+               Dir("root", 0o700), Dir("tmp", 0o1777), Dir("usr/share"), Dir("var"),
+               File("etc/ssl/certs/ca-certificates.crt", CA_BUNDLE),
+               Tree("usr/share/zoneinfo", ZONEINFO),
+               File("etc/passwd", b"root:x:0:0:root:/root:/sbin/nologin\n"
+                                  b"nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\n"
+                                  b"nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"),
+               File("etc/group", b"root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n")]
+    for host_file in (CA_BUNDLE, ZONEINFO):
+        if not host_file.exists():
+            raise NoRecipe(f"the static base image needs {host_file} from the host: apt-get install ca-certificates tzdata")
+    layers = [Layer(tuple(entries), "static base: CA bundle, zoneinfo, passwd/group (nonroot=65532), /tmp", parents=True)]
+    if binary is not None:
+        path = (dest or (entrypoint[0] if entrypoint and entrypoint[0].startswith("/") else f"/usr/bin/{name}")).strip("/")
+        entrypoint = tuple(entrypoint) if entrypoint else (f"/{path}",)
+        xattrs = (file_capability(CAP_NET_BIND_SERVICE),) if bind_low_ports else ()
+        layers.append(Layer((File(path, Path(binary), 0o755, xattrs=xattrs),), f"{name} binary at /{path}", parents=True))
+    recipe = Recipe(f"static-{name}", tuple(refs),
+                    ImageConfig(entrypoint=tuple(entrypoint) if entrypoint else None, user=user,
+                                working_dir=working_dir,
+                                env=(DEFAULT_PATH, "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt")),
+                    tuple(layers), description=f"static base + {name}" if binary else "static base")
+    # tagged by content unless told: a new binary is a new tag, never a stale :latest on the node
+    return recipe if refs else replace(recipe, refs=(f"e2e-harness/{name}:{recipe.key()}",))
+
+
+def coredns(binary: Path, version: str) -> Recipe:
+    """CoreDNS as its own image has it: /coredns on a static base, nonroot, allowed to bind :53
+    (file capability), ``WORKDIR /``. Served as ``coredns/coredns:<version>`` (with and without the
+    v: Docker Hub's tags have none, registry.k8s.io's have it)."""
+    bare = version.removeprefix("v")
+    return static(binary, "coredns", ("/coredns",), user=f"{NONROOT}:{NONROOT}", working_dir="/",
+                  bind_low_ports=True, refs=(f"coredns/coredns:v{bare}", f"coredns/coredns:{bare}"))
+
+
+def local_path_provisioner(binary: Path, version: str) -> Recipe:
+    """rancher/local-path-provisioner as its image has it: the binary at /usr/bin/local-path-provisioner
+    (its Dockerfile's base is alpine, of which the program uses nothing), run as root."""
+    return static(binary, "local-path-provisioner", ("/usr/bin/local-path-provisioner",), user="0:0",
+                  working_dir="/", refs=(f"rancher/local-path-provisioner:{version}",))
+
+
+# ---------------------------------------------------------------- Debian root filesystems
+
+
+def debian(codename: str) -> Recipe:
+    """``debian:<codename>-slim``: a minbase rootfs without docs, manuals and translations."""
+    return Recipe(f"debian-{codename}", (f"library/debian:{codename}-slim", f"library/debian:{codename}"),
+                  ImageConfig(cmd=("bash",), env=(DEFAULT_PATH,)), rootfs=Rootfs(codename),
+                  description=f"Debian {codename} minbase (slim)")
+
+
+@dataclass(frozen=True)
+class PostgresInstall:
+    """How a PostgreSQL major gets into a rootfs: the step a recipe for other majors swaps."""
+
+    major: str
+    suite: str
+    packages: tuple[str, ...]
+    bin_dir: str
+    source: str                                 # for the report: where PostgreSQL came from
+    essential_hooks: tuple[str, ...] = ()
+    customize_hooks: tuple[str, ...] = ()
+
+
+def debian_postgresql(major: str) -> PostgresInstall:
+    """Debian's own postgresql-<major> (bookworm: 15), set up as the official image sets up PGDG's."""
+    major = str(major)
+    suite = DEBIAN_POSTGRESQL.get(major)
+    if suite is None:
+        raise NoRecipe(f"no image recipe can build PostgreSQL {major} here: Debian's archive packages PostgreSQL "
+                       f"{', '.join(f'{m} ({s})' for m, s in DEBIAN_POSTGRESQL.items())} only; add an install "
+                       f"function for {major} (e.g. from apt.postgresql.org) and pass it as `install`")
+    return PostgresInstall(
+        major, suite,
+        # the official image's packages: gnupg and less beside the server, locales for en_US.UTF-8
+        (f"postgresql-{major}", "gnupg", "less", "locales", "xz-utils", "zstd"),
+        f"/usr/lib/postgresql/{major}/bin", f"Debian {suite} postgresql-{major}",
+        essential_hooks=(_system_user("postgres", POSTGRES_UID, "/var/lib/postgresql", "/bin/bash"),),
+        customize_hooks=(
+            # no cluster of Debian's own (the entrypoint makes PGDATA's), and none made by later installs
+            f'if [ -d "$1/etc/postgresql/{major}/main" ]; then chroot "$1" pg_dropcluster {major} main; fi',
+            "sed -ri 's/^#?(create_main_cluster) .*$/\\1 = false/' \"$1/etc/postgresql-common/createcluster.conf\"",
+            'chroot "$1" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8',
+        ))
+
+
+def postgres(major: str, install: Callable[[str], PostgresInstall] = debian_postgresql) -> Recipe:
+    """``postgres:<major>``: the server, its Env, and an entrypoint implementing POSTGRES_PASSWORD,
+    POSTGRES_USER, POSTGRES_DB, POSTGRES_HOST_AUTH_METHOD and /docker-entrypoint-initdb.d."""
+    pg = install(major)
+    return Recipe(f"postgres-{pg.major}", (f"library/postgres:{pg.major}",), _postgres_config(pg),
+                  (_postgres_layer(pg),), _postgres_rootfs(pg), description=pg.source)
+
+
+def pgbr(major: str, pgbr_binary: Path, pgbr_version: str,
+         install: Callable[[str], PostgresInstall] = debian_postgresql) -> Recipe:
+    """``riotkit-org/pgbr:<version>-pg<major>``, as br-pgbr's Dockerfile at 1.0.0-rc1: ``FROM postgres:<major>``,
+    ``apt-get install gpg`` (already there: postgres:<major> has gnupg), /usr/bin/pgbr, ENTRYPOINT pgbr.
+
+    The same rootfs layer as ``postgres(major)``: the registry and the node keep it once."""
+    pg = install(major)
+    base = _postgres_config(pg)
+    # A Dockerfile's ENTRYPOINT resets the CMD inherited from its base image.
+    config = ImageConfig(entrypoint=("/usr/bin/pgbr",), cmd=None, env=base.env, exposed_ports=base.exposed_ports,
+                         volumes=base.volumes, stop_signal=base.stop_signal,
+                         labels=(("org.opencontainers.image.version", pgbr_version),))
+    return Recipe(f"pgbr-{pgbr_version}-pg{pg.major}", (f"riotkit-org/pgbr:{pgbr_version}-pg{pg.major}",), config,
+                  (_postgres_layer(pg), Layer((File("usr/bin/pgbr", Path(pgbr_binary), 0o755),), f"pgbr {pgbr_version}")),
+                  _postgres_rootfs(pg), description=f"pgbr {pgbr_version} on {pg.source}")
+
+
+def _postgres_rootfs(pg: PostgresInstall) -> Rootfs:
+    return Rootfs(pg.suite, pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks)
+
+
+def _postgres_config(pg: PostgresInstall) -> ImageConfig:
+    # as the official image: PostgreSQL's bin directory appended to PATH (`ENV PATH $PATH:...`)
+    return ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("postgres",),
+                       env=(f"{DEFAULT_PATH}:{pg.bin_dir}", "LANG=en_US.utf8", f"PG_MAJOR={pg.major}",
+                            "PGDATA=/var/lib/postgresql/data"),
+                       exposed_ports=("5432/tcp",), volumes=("/var/lib/postgresql/data",), stop_signal="SIGINT")
+
+
+def _postgres_layer(pg: PostgresInstall) -> Layer:
+    return Layer((File("usr/local/bin/docker-entrypoint.sh", POSTGRES_ENTRYPOINT.encode(), 0o755),
+                  Dir("docker-entrypoint-initdb.d"),
+                  Dir("var/lib/postgresql", 0o1777, POSTGRES_UID, POSTGRES_UID),
+                  Dir("var/lib/postgresql/data", 0o1777, POSTGRES_UID, POSTGRES_UID),
+                  Dir("run/postgresql", 0o3777, POSTGRES_UID, POSTGRES_UID)),
+                 "postgres entrypoint (the harness's), PGDATA, socket directory")
+
+
+def mariadb(major: str) -> Recipe:
+    """``mariadb:<major>`` (and ``-rc``, which the pinned templates name): Debian's mariadb-server and
+    client, listening on 0.0.0.0:3306, an entrypoint implementing MARIADB_ROOT_PASSWORD,
+    MARIADB_DATABASE, MARIADB_USER, MARIADB_PASSWORD (and MYSQL_*), and ``healthcheck.sh``."""
+    major = str(major)
+    suite = DEBIAN_MARIADB.get(major)
+    if suite is None:
+        raise NoRecipe(f"no image recipe can build MariaDB {major} here: Debian's archive packages MariaDB "
+                       f"{', '.join(f'{m} ({s})' for m, s in DEBIAN_MARIADB.items())} only")
+    rootfs = Rootfs(suite, ("mariadb-server", "mariadb-client"),
+                    essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
+                    # the package's postinst made system tables: the entrypoint initialises an empty datadir
+                    customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
+    layer = Layer((File("usr/local/bin/docker-entrypoint.sh", MARIADB_ENTRYPOINT.encode(), 0o755),
+                   File("usr/local/bin/healthcheck.sh", MARIADB_HEALTHCHECK.encode(), 0o755),
+                   File("etc/mysql/mariadb.conf.d/99-container.cnf",
+                        b"# e2e harness: a server in a container listens on every address, resolves no names\n"
+                        b"[mariadbd]\nbind-address = 0.0.0.0\nskip-name-resolve\n"),
+                   Dir("docker-entrypoint-initdb.d"),
+                   Dir("var/lib/mysql", 0o755, MYSQL_UID, MYSQL_UID),
+                   Dir("run/mysqld", 0o755, MYSQL_UID, MYSQL_UID)),
+                  "mariadb entrypoint and healthcheck (the harness's), listen on 0.0.0.0")
+    config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("mariadbd",), env=(DEFAULT_PATH, "LANG=C.UTF-8"),
+                         exposed_ports=("3306/tcp",), volumes=("/var/lib/mysql",))
+    return Recipe(f"mariadb-{major}", (f"library/mariadb:{major}", f"library/mariadb:{major}-rc"), config,
+                  (layer,), rootfs, description=f"Debian {suite} mariadb-server")
+
+
+def backup_maker(binary: Path, bm_version: str) -> Recipe:
+    """``riotkit-org/br-backup-maker:main``, as br-backup-maker's Dockerfile at the pinned revision:
+    ``FROM debian:11.2-slim`` (here: bullseye as the archive has it now) + git bash curl wget gpg,
+    /usr/bin/backup-maker, /opt/backups (0777, 1001), user and group 1001 with /home/user, USER 1001."""
+    rootfs = Rootfs("bullseye", ("git", "bash", "curl", "wget", "gpg"), customize_hooks=(
+        'mkdir -p "$1/opt/backups" && chown 1001:1001 "$1/opt/backups" && chmod 777 -R "$1/opt/backups"',
+        'chroot "$1" groupadd user -g 1001',
+        'chroot "$1" useradd -ms /bin/bash -d /home/user -u 1001 -g 1001 user',
+        'mkdir -p "$1/home/user" && chown -R 1001:1001 "$1/home/user"'))
+    layer = Layer((File("usr/bin/backup-maker", Path(binary), 0o755),), f"backup-maker {bm_version}")
+    return Recipe("backup-maker", ("riotkit-org/br-backup-maker:main",),
+                  ImageConfig(env=(DEFAULT_PATH,), cmd=("bash",), user="1001",
+                              labels=(("org.opencontainers.image.version", bm_version),)),
+                  (layer,), rootfs, description=f"backup-maker {bm_version} on Debian bullseye")
+
+
+# ---------------------------------------------------------------- what a release needs
+
+
+def release_images(release, binaries: dict[str, Path], mariadb_version: str | None = None,
+                   debian_codename: str | None = None) -> list[Recipe]:
+    """The images the pinned controller and its templates name that recipes here build.
+
+    backup-maker is named only through its floating ``:main`` tag; the harness decides the build at
+    BACKUP_MAKER_VERSION answers to it. pgbr at the release's PostgreSQL major must be buildable (the
+    main scenarios use it); other majors are the template matrix's, and ``unhostable_reason`` names
+    why they are missing. The mariadb images (the majors Debian's archive has) only when there is a
+    MariaDB subject to back up (``mariadb_version``, the host's server); debian the codenames the
+    templates name (bookworm) and the host's."""
+    recipes = [backup_maker(binaries["backup-maker"], release["BACKUP_MAKER_VERSION"]),
+               pgbr(release["POSTGRES_VERSION"], binaries["pgbr"], release["PGBR_VERSION"])]
+    recipes += [debian(codename) for codename in sorted({"bookworm", debian_codename or "bookworm"})]
+    if mariadb_version:
+        recipes += [mariadb(major) for major in DEBIAN_MARIADB]
+    return recipes
+
+
+def unhostable_reason(image: str, release, mariadb_version: str | None) -> str:
+    """Why ``image`` (not published by this run) cannot run on the local backend: the template
+    matrix's skip reason."""
+    ref = normalise(image)
+    where = "; it runs on the k3d backend"
+    if m := re.search(r"/pgbr:.*-pg(\d+)$", ref):
+        try:
+            debian_postgresql(m.group(1))
+        except NoRecipe as exc:
+            return f"image {image}: {exc}{where}"
+        if m.group(1) == str(release["POSTGRES_VERSION"]):
+            return f"image {image} was not published by this run (the deploy publishes it){where}"
+        return (f"image {image}: pgbr is built for the release's PostgreSQL {release['POSTGRES_VERSION']} "
+                f"(POSTGRES_VERSION) only{where}")
+    if m := re.search(r"/mariadb:(\d+\.\d+)", ref):
+        if m.group(1) not in DEBIAN_MARIADB:
+            return (f"image {image} needs MariaDB {m.group(1)}; Debian's archive packages MariaDB "
+                    f"{', '.join(DEBIAN_MARIADB)} only{where}")
+        if not mariadb_version:
+            return (f"image {image}: there is no MariaDB subject to back up: Debian's mariadb-server is not "
+                    f"installed on this host (`make system-deps`){where}")
+    if m := re.search(r"/mysql:(\d+\.\d+)", ref):
+        return f"image {image} needs MySQL {m.group(1)}; Debian ships MariaDB, not MySQL{where}"
+    if "kubectl" in ref:
+        return (f"image {image}: no recipe builds it here (kubectl of another Kubernetes release on Alpine, "
+                f"from ghcr.io, which this machine cannot reach){where}")
+    return f"image {image}: no recipe here builds it, and no registry outside this machine is reachable{where}"
+
+
+def _system_user(name: str, uid: int, home: str, shell: str) -> str:
+    """An mmdebstrap hook adding a user and group ``uid`` before the packages that would make them
+    with another id (their postinst's ``adduser --system`` keeps an existing system user)."""
+    return (f"echo '{name}:x:{uid}:{uid}::{home}:{shell}' >> \"$1/etc/passwd\" && "
+            f"echo '{name}:x:{uid}:' >> \"$1/etc/group\"")
+
+
+def _deb_version(package: str, for_what: str) -> str:
+    try:
+        return run(["dpkg-query", "-W", "-f=${Version}", package], timeout=30,
+                   what=f"looking up {package}").stdout.strip()
+    except CommandError:
+        raise NoRecipe(f"{for_what} is made from Debian's {package}, which is not installed: "
+                       f"apt-get install {package}") from None
+
+
+# ---------------------------------------------------------------- entrypoints (the harness's own)
+
+POSTGRES_ENTRYPOINT = r"""#!/bin/bash
+# Entrypoint of the e2e harness's postgres image (written for the harness, not the official one).
+# The official image's documented environment: POSTGRES_PASSWORD (required unless
+# POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_USER (postgres), POSTGRES_DB (the user's name),
+# POSTGRES_HOST_AUTH_METHOD (scram-sha-256), POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d
+# (*.sh sourced, *.sql and *.sql.gz run). An empty PGDATA is initialised as the postgres user;
+# the server listens on every address, port 5432, passwords required for host connections.
+set -Eeuo pipefail
+shopt -s nullglob
+
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- postgres "$@"; fi   # options only: postgres's
+if [ "$1" != postgres ]; then exec "$@"; fi
+export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+
+if [ "$(id -u)" = 0 ]; then   # make PGDATA and the socket directory postgres's, and go on as postgres
+    mkdir -p "$PGDATA" /var/run/postgresql
+    chown -R postgres:postgres "$PGDATA"
+    chmod 0700 "$PGDATA"
+    chown postgres:postgres /var/run/postgresql
+    chmod 3777 /var/run/postgresql
+    exec setpriv --reuid=postgres --regid=postgres --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    user="${POSTGRES_USER:-postgres}"
+    db="${POSTGRES_DB:-$user}"
+    auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+    if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
+        echo >&2 "postgres entrypoint: PGDATA ($PGDATA) is empty and POSTGRES_PASSWORD is not set; set it" \
+                 "(or POSTGRES_HOST_AUTH_METHOD=trust to let every connection in without a password)"
+        exit 1
+    fi
+    mkdir -p "$PGDATA"
+    chmod 0700 "$PGDATA"
+    pwfile=""
+    if [ -n "${POSTGRES_PASSWORD:-}" ]; then
+        pwfile="$(mktemp)"
+        printf '%s\n' "$POSTGRES_PASSWORD" > "$pwfile"
+    fi
+    # shellcheck disable=SC2086  # POSTGRES_INITDB_ARGS is a list of options
+    initdb --username="$user" ${pwfile:+"--pwfile=$pwfile"} ${POSTGRES_INITDB_ARGS:-}
+    [ -z "$pwfile" ] || rm -f "$pwfile"
+    printf "\nlisten_addresses = '*'\n" >> "$PGDATA/postgresql.conf"
+    printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
+
+    scripts=(/docker-entrypoint-initdb.d/*)
+    if [ "$db" != postgres ] || [ "${#scripts[@]}" -gt 0 ]; then
+        pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w -t 60 start
+        psql=(psql -v ON_ERROR_STOP=1 --no-psqlrc --username "$user" --no-password)
+        if [ "$db" != postgres ]; then
+            "${psql[@]}" --dbname postgres --set db="$db" <<< 'CREATE DATABASE :"db";'
+        fi
+        for script in "${scripts[@]}"; do
+            case "$script" in
+                *.sh)     echo "postgres entrypoint: sourcing $script"; . "$script" ;;
+                *.sql)    echo "postgres entrypoint: running $script"; "${psql[@]}" --dbname "$db" -f "$script" ;;
+                *.sql.gz) echo "postgres entrypoint: running $script"; gzip -dc "$script" | "${psql[@]}" --dbname "$db" ;;
+                *)        echo "postgres entrypoint: ignoring $script" ;;
+            esac
+        done
+        pg_ctl -D "$PGDATA" -m fast -w -t 60 stop
+    fi
+    echo "postgres entrypoint: initialised $PGDATA (user $user, database $db, host auth $auth)"
+fi
+
+exec "$@"
+"""
+
+MARIADB_ENTRYPOINT = r"""#!/bin/bash
+# Entrypoint of the e2e harness's mariadb image (written for the harness, not the official one).
+# The official image's documented environment, each also as MYSQL_*: MARIADB_ROOT_PASSWORD (or
+# MARIADB_ALLOW_EMPTY_ROOT_PASSWORD / MYSQL_ALLOW_EMPTY_PASSWORD, or MARIADB_RANDOM_ROOT_PASSWORD),
+# MARIADB_ROOT_HOST (%), MARIADB_DATABASE, MARIADB_USER + MARIADB_PASSWORD (granted the database),
+# and /docker-entrypoint-initdb.d (*.sh sourced, *.sql and *.sql.gz run). An empty datadir is
+# initialised as the mysql user; then mariadbd runs (on 0.0.0.0:3306, see 99-container.cnf).
+set -Eeuo pipefail
+shopt -s nullglob
+
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- mariadbd "$@"; fi   # options only: mariadbd's
+case "$1" in mariadbd|mysqld) ;; *) exec "$@" ;; esac
+datadir=/var/lib/mysql
+socket=/run/mysqld/mysqld.sock
+
+if [ "$(id -u)" = 0 ]; then   # make the datadir and socket directory mysql's, and go on as mysql
+    mkdir -p "$datadir" /run/mysqld
+    chown -R mysql:mysql "$datadir" /run/mysqld
+    exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+setting() {   # MARIADB_<name>, else MYSQL_<name>
+    local mariadb="MARIADB_$1" mysql="MYSQL_$1"
+    printf '%s' "${!mariadb:-${!mysql:-}}"
+}
+sql_string() { local s="${1//\\/\\\\}"; s="${s//\'/\\\'}"; printf "'%s'" "$s"; }
+sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
+
+if [ ! -d "$datadir/mysql" ]; then
+    root_password="$(setting ROOT_PASSWORD)"
+    allow_empty="${MARIADB_ALLOW_EMPTY_ROOT_PASSWORD:-${MYSQL_ALLOW_EMPTY_PASSWORD:-}}"
+    if [ -z "$root_password" ] && [ -n "$(setting RANDOM_ROOT_PASSWORD)" ]; then
+        root_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+        echo "mariadb entrypoint: generated root password: $root_password"
+    elif [ -z "$root_password" ] && [ -z "$allow_empty" ]; then
+        echo >&2 "mariadb entrypoint: $datadir is empty and no root password is set; set MARIADB_ROOT_PASSWORD" \
+                 "(or MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1, or MARIADB_RANDOM_ROOT_PASSWORD=1)"
+        exit 1
+    fi
+    root_host="$(setting ROOT_HOST)"
+    root_host="${root_host:-%}"
+    database="$(setting DATABASE)"
+    user="$(setting USER)"
+    password="$(setting PASSWORD)"
+
+    # grants by address; --force: no need for the container's name (or localhost) to resolve
+    mariadb-install-db --datadir="$datadir" --skip-test-db --skip-name-resolve --force \
+        --auth-root-authentication-method=normal
+    mariadbd --skip-networking --socket="$socket" "${@:2}" &   # for the set-up only: no network
+    pid=$!
+    client=(mariadb --no-defaults --protocol=socket --socket="$socket" --user=root)
+    for attempt in $(seq 60); do   # bounded: 60 s
+        if mariadb-admin --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2> /dev/null; then
+            break
+        fi
+        if ! kill -0 "$pid" 2> /dev/null || [ "$attempt" = 60 ]; then
+            echo >&2 "mariadb entrypoint: the server for the set-up did not start (its log is above)"
+            exit 1
+        fi
+        sleep 1
+    done
+    {
+        # mariadb-install-db's anonymous and root@<address/hostname> accounts (without passwords) go
+        echo "DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host <> 'localhost');"
+        echo "DELETE FROM mysql.proxies_priv WHERE Host <> 'localhost';"
+        echo "FLUSH PRIVILEGES;"
+        echo "ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$root_password");"
+        if [ "$root_host" != localhost ]; then
+            echo "CREATE USER 'root'@$(sql_string "$root_host") IDENTIFIED BY $(sql_string "$root_password");"
+            echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@$(sql_string "$root_host") WITH GRANT OPTION;"
+        fi
+        if [ -n "$database" ]; then
+            echo "CREATE DATABASE IF NOT EXISTS $(sql_name "$database");"
+        fi
+        if [ -n "$user" ] && [ -n "$password" ]; then
+            echo "CREATE USER $(sql_string "$user")@'%' IDENTIFIED BY $(sql_string "$password");"
+            if [ -n "$database" ]; then
+                echo "GRANT ALL PRIVILEGES ON $(sql_name "$database").* TO $(sql_string "$user")@'%';"
+            fi
+        fi
+    } | "${client[@]}"
+    export MYSQL_PWD="$root_password"
+    for script in /docker-entrypoint-initdb.d/*; do
+        case "$script" in
+            *.sh)     echo "mariadb entrypoint: sourcing $script"; . "$script" ;;
+            *.sql)    echo "mariadb entrypoint: running $script"; "${client[@]}" ${database:+"$database"} < "$script" ;;
+            *.sql.gz) echo "mariadb entrypoint: running $script"; gzip -dc "$script" | "${client[@]}" ${database:+"$database"} ;;
+            *)        echo "mariadb entrypoint: ignoring $script" ;;
+        esac
+    done
+    unset MYSQL_PWD
+    kill "$pid"   # SIGTERM: a clean shutdown
+    wait "$pid"
+    echo "mariadb entrypoint: initialised $datadir (root@$root_host${database:+, database $database}${user:+, user $user})"
+fi
+
+exec "$@"
+"""
+
+MARIADB_HEALTHCHECK = r"""#!/bin/bash
+# healthcheck.sh of the e2e harness's mariadb image (written for the harness): the checks of the
+# official image's healthcheck.sh that pod specs use, asked on the server's socket as root with the
+# container's root password. Exits non-zero when one fails.
+#   --connect              the server accepts connections, networking on (not yet while the entrypoint
+#                          sets up; with a random root password: only that it answers)
+#   --innodb_initialized   InnoDB is ready
+set -uo pipefail
+[ "$#" -gt 0 ] || set -- --connect
+client=(--no-defaults --protocol=socket --socket=/run/mysqld/mysqld.sock --user=root)
+export MYSQL_PWD="${MARIADB_ROOT_PASSWORD:-${MYSQL_ROOT_PASSWORD:-}}"
+query() { mariadb "${client[@]}" --skip-column-names --batch -e "$1" 2>&1; }
+for check in "$@"; do
+    case "$check" in
+        --connect)
+            answer="$(query 'SELECT @@skip_networking')"
+            if [ "$answer" != 0 ]; then
+                if [[ "$answer" == *"Access denied"* ]] && mariadb-admin "${client[@]}" ping --silent > /dev/null 2>&1; then
+                    continue   # a root password the environment does not hold (random): it answers
+                fi
+                echo "healthcheck: not accepting connections (${answer:-networking off: setting up})"
+                exit 1
+            fi ;;
+        --innodb_initialized)
+            answer="$(query "SELECT 1 FROM information_schema.ENGINES WHERE ENGINE = 'InnoDB' AND SUPPORT IN ('YES', 'DEFAULT')")"
+            [ "$answer" = 1 ] || { echo "healthcheck: InnoDB not initialised: $answer"; exit 1; } ;;
+        --*) ;;   # other checks of the official script: not implemented, not failed
+        *) echo "healthcheck: unknown argument $check"; exit 2 ;;
+    esac
+done
+"""
