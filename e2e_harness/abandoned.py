@@ -56,13 +56,21 @@ def candidates(build_dir: Path, temp_dir: Path | None = None) -> list[Path]:
     return [path for path in found if path.is_dir() and not path.is_symlink()]
 
 
-def sweep(directories: Iterable[Path], say: Callable[[str], None]) -> list[Path]:
-    """Remove each directory whose owner is gone; say which and why; the removed ones."""
+def sweep(directories: Iterable[Path], say: Callable[[str], None],
+          before_remove: Callable[[Path], list[str]] | None = None) -> list[Path]:
+    """Remove each directory whose owner is gone; say which and why; the removed ones.
+
+    ``before_remove(directory)`` releases what the directory's run holds outside it (a real node's
+    mounts, network namespace, cgroups, processes) and says what; it runs first, so that no mount is
+    left below a directory that is then deleted recursively.
+    """
     removed = []
     for directory in directories:
         why = owner_gone(directory)
         if why is None:
             continue
+        if before_remove is not None and (released := before_remove(directory)):
+            say(f"released {', '.join(released)} of a run that was killed ({why})")
         shutil.rmtree(directory, ignore_errors=True)
         if directory.exists():
             say(f"could not remove all of {directory}, left by a run that was killed ({why}); remove it by hand")

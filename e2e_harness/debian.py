@@ -18,6 +18,19 @@ PACKAGES = {
     "unshare": "util-linux",
     "setpriv": "util-linux",
     "redis-server": "redis-server",
+    "containerd": "containerd",
+    "runc": "runc",
+    "ctr": "containerd",
+    "/usr/lib/cni/bridge": "containernetworking-plugins",
+    "iptables": "iptables",
+    "conntrack": "conntrack",
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "docker-registry": "docker-registry",
+    "mmdebstrap": "mmdebstrap",
+    "skopeo": "skopeo",
+    "gcc": "gcc",
+    "busybox": "busybox-static",
 }
 
 
