@@ -28,8 +28,12 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Host tools: git, gpg, Go; for the local backend PostgreSQL (the release's major), Redis, and MariaDB
-# (Debian's major hosts the templates' mariadb:<that major> images; other majors are not hostable).
+# Host tools: git, gpg, Go; for the local backend PostgreSQL (the release's major), Redis, MariaDB
+# (Debian's major hosts the templates' mariadb:<that major> images; other majors are not hostable),
+# and the real node's parts: containerd, runc, CNI plugins, iptables, conntrack, iproute2, an image
+# registry (distribution), and what builds its images (mmdebstrap, skopeo, gcc, busybox-static).
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack iproute2 docker-registry \
+	mmdebstrap skopeo gcc libc6-dev busybox-static ca-certificates tzdata
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
@@ -39,6 +43,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/lib/postgresql/$(POSTGRES_MAJOR)/bin/postgres ] || missing="$$missing postgresql-$(POSTGRES_MAJOR)"; \
 	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
+	for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing tools:$$missing; install them, e.g.: sudo apt-get install$$missing" >&2; exit 1; fi; \
@@ -47,8 +52,9 @@ system-deps:
 tools: venv
 	$(VENV)/bin/python -m e2e_harness.tools install --dest $(BIN) $(if $(TOOLS_MANIFEST),--manifest $(TOOLS_MANIFEST))
 
-# kube-apiserver, kube-controller-manager and etcd at the pinned versions: found, or built once
-# from Go modules into ~/.cache/e2e-harness (about 7 minutes cold on 2 cores, seconds warm).
+# The local backend's Kubernetes at the pinned versions (kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS): found, or built once from Go modules
+# into ~/.cache/e2e-harness (about 10 minutes cold on 2 cores, seconds warm).
 local-binaries: system-deps venv
 	$(VENV)/bin/python -m e2e_harness.backends.local.binaries --release-env release.env
 

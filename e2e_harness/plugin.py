@@ -52,6 +52,7 @@ class HarnessState:
     release: Release | None = None
     sources: list[ResolvedSource] = field(default_factory=list)
     backend_name: str = ""
+    platform: dict[str, str] = field(default_factory=dict)   # what ran under the release (Backend.platform)
     all_skipped: bool = False
     bundles: dict[str, Path] = field(default_factory=dict)
     report_path: Path | None = None
@@ -225,7 +226,8 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
 
     xml = session.config.stash.get(xml_key, None)
     if xml is not None:
-        for name, value in release_properties(state.release, state.sources, state.backend_name):
+        for name, value in release_properties(state.release, state.sources, state.backend_name,
+                                              state.platform):
             xml.add_global_property(name, value)
     results = []
     for item in session.items:
@@ -251,7 +253,8 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
                                   state.bundles.get(item.nodeid), MASKER.mask(reason)))
     seen = OCCURRENCES.counts()
     defects = [(d, seen.get(d.id, 0)) for d in load_known_defects() if d.applies(state.release)]
-    text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects)
+    text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects,
+                           state.platform)
     state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
 
 
@@ -320,6 +323,7 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
         harness_state.backend_name = f"{backend.name} (Kubernetes {backend.kube.server_version()})"
         with progress.step(f"backend {backend.name}: deploying the release"):
             backend.deploy(sources)
+        harness_state.platform = backend.platform()
         yield backend
     finally:
         # Not cut short by Ctrl-C: a half-stopped backend leaves its state dir and databases' data behind.

@@ -10,7 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .components import ResolvedSource
 from .known_defects import KnownDefect
@@ -26,8 +26,10 @@ class TestResult:
     reason: str = ""
 
 
-def release_properties(release: Release, sources: Sequence[ResolvedSource], backend: str) -> list[tuple[str, str]]:
+def release_properties(release: Release, sources: Sequence[ResolvedSource], backend: str,
+                       platform: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
     props = [(f"release.{key}", value) for key, value in release.values.items()]
+    props += [(f"platform.{name}", value) for name, value in (platform or {}).items()]
     for source in sources:
         name = source.component.name
         props += [(f"component.{name}.pin", str(source.pin)), (f"component.{name}.source", source.origin),
@@ -41,7 +43,8 @@ def release_properties(release: Release, sources: Sequence[ResolvedSource], back
 
 def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend: str,
                     results: Sequence[TestResult], artifacts_dir: Path,
-                    known_defects: Sequence[tuple[KnownDefect, int]] = ()) -> str:
+                    known_defects: Sequence[tuple[KnownDefect, int]] = (),
+                    platform: Mapping[str, str] | None = None) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
@@ -55,6 +58,10 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
         source = by_key.get(key)
         revision = f"`{source.revision}`" + (f" ({source.detail})" if source.detail else "") if source else ""
         lines.append(f"| {key} | `{value}` | {revision} | {source.origin if source else ''} |")
+    if platform:
+        lines += ["", "## Platform", "", "What ran under the release (versions, and images by digest).", "",
+                  "| part | version |", "|---|---|"]
+        lines += [f"| {name} | `{value}` |" for name, value in platform.items()]
     lines += ["", "## Scenarios", "",
               ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no scenario ran", "",
               "| scenario | result | duration | failure bundle |", "|---|---|---|---|"]

@@ -6,11 +6,14 @@ which loopback ports they listen on, and learns its run id from their command li
 (``.build/local/<run-id>/...``). Nothing is found by a process name: a process belongs to
 the run when it descends from the child (parent chain), is in its session, or carries
 the run's marker or run id in its environment, command line or working directory.
-``leftovers`` lists what is left of the run after it ended.
+``leftovers`` lists what is left of the run after it ended, the parts of its real node included
+(network namespace, containerd's shims, containers, mounts, cgroups: named from the run id as the
+node names them).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import secrets
@@ -22,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from e2e_harness.backends.local import node_cleanup
+from e2e_harness.backends.local.node_network import NodeNetwork
 from e2e_harness.ports import listeners, listening_ports
 from e2e_harness.waiting import Observation, WaitTimeout, poll_until
 
@@ -244,8 +249,33 @@ class ChildRun:
             for pid in listeners(port):
                 if self.belongs(pid):
                     found.append(f"port 127.0.0.1:{port} (opened by {owner.comm}) still listened on by pid {pid}")
+        found += self.node_leftovers()
         if self.state_dir is not None and self.state_dir.exists():
             found.append(f"state directory {self.state_dir}: {sorted(p.name for p in self.state_dir.iterdir())}")
+        return found
+
+    @property
+    def node_tag(self) -> str | None:
+        """The run's node name (``node_network.plan``): its network namespace and cgroup root."""
+        return f"e2e-{hashlib.sha256(self.run_id.encode()).hexdigest()[:8]}" if self.run_id else None
+
+    def pod_processes(self) -> list[int]:
+        """Processes in the run's node's containers (in its pods' cgroups)."""
+        if not self.node_tag:
+            return []
+        needle = f"/{self.node_tag}/"
+        return [pid for pid in _pids() if needle in _read(f"/proc/{pid}/cgroup")]
+
+    def node_leftovers(self) -> list[str]:
+        if not self.node_tag or self.state_dir is None:
+            return []
+        tag = self.node_tag.split("-", 1)[1]
+        record = node_cleanup.NodeRecord(
+            network=vars(NodeNetwork(self.node_tag, f"e2eh{tag}", f"e2en{tag}", "", "")),
+            containerd_base=str(self.state_dir / "containerd"), cgroup_name=self.node_tag)
+        found = [f"node: {what}" for what in node_cleanup.leftovers(record, self.state_dir)]
+        if pids := self.pod_processes():
+            found.append(f"node: container processes {pids[:10]}")
         return found
 
     def temp_dirs_named(self) -> set[Path]:

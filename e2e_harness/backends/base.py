@@ -115,6 +115,11 @@ class Backend(ABC):
         """Why pods of ``image`` cannot run faithfully on this backend (a template's skip reason), or None."""
         return None
 
+    def platform(self) -> dict[str, str]:
+        """What ran under the release, for the report: versions of the cluster's parts, and the images the
+        backend built (name -> digest and source revision), where the backend knows them."""
+        return {}
+
     def check_services(self) -> None:
         """Raise naming a deployed service that has died (where the backend can tell); used by every wait."""
 

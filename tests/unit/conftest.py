@@ -150,13 +150,23 @@ def kube(control_plane):
 
 
 @pytest.fixture(scope="session")
-def agent(kube, tmp_path_factory):
-    """The node agent on the session's control plane; runs pods of namespaces named t-*."""
-    from e2e_harness.backends.local.node_agent import NodeAgent, Toolset
+def node_cluster(tmp_path_factory):
+    """A real local cluster as a run starts it (control plane, node, registry, CoreDNS), for the session;
+    tests use namespaces of their own."""
+    import uuid
 
-    node_agent = NodeAgent(kube, "local-node", tmp_path_factory.mktemp("agent"), {"busybox": Toolset("host-shell")},
-                           namespace_selector=lambda ns: ns.startswith("t-"))
-    node_agent.register_node()
-    node_agent.start()
-    yield node_agent
-    node_agent.stop()
+    from e2e_harness.backends import Settings, backend_class
+    from e2e_harness.release import load_release
+
+    control_plane_binaries()  # skips naming the capability when the binaries cannot be had
+    root = tmp_path_factory.mktemp("node")
+    settings = Settings(release=load_release(PROJECT_DIR / "release.env", environ={}), project_dir=PROJECT_DIR,
+                        build_dir=root / "build", artifacts_dir=root / "artifacts",
+                        run_id=f"selftest-{uuid.uuid4().hex[:8]}")
+    backend = backend_class("local")(settings)
+    backend.preflight()
+    try:
+        backend.start()
+        yield backend
+    finally:
+        backend.stop()

@@ -30,7 +30,8 @@ ACTION_CRD_TEST_DOUBLE = {
 }
 
 
-def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(kube, agent, tmp_path):
+def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(node_cluster, tmp_path):
+    kube = node_cluster.kube
     ns = f"t-{uuid.uuid4().hex[:8]}"
     kube.create_namespace(ns)
     install_crds(kube, [ACTION_CRD_TEST_DOUBLE])
@@ -56,7 +57,7 @@ def test_bundle_of_a_failed_job_has_logs_status_events_and_no_secret(kube, agent
     kube.wait_for("batch/v1", "Job", "app-backup", job_finished, namespace=ns, timeout=60, what="Job app-backup to fail")
 
     masker = SecretMasker()
-    bundle = collect_bundle(kube, lambda n, p, c: agent.pod_logs(n, p, c), [ns], tmp_path / "bundle", masker,
+    bundle = collect_bundle(kube, node_cluster.pod_logs, [ns], tmp_path / "bundle", masker,
                             service_logs={})
 
     pod_logs = list((bundle / ns / "logs").glob("*/backup-maker.log"))

@@ -14,7 +14,7 @@ the child only, as a terminal's Ctrl-C would reach the harness, and then require
   ``TMPDIR``, where the harness's temp dirs go) is empty, and no ``/tmp/e2e-*`` directory
   that its processes named is left.
 
-Phases: the control plane starting, a component build (``go build``), PostgreSQL and
+Phases: the control plane starting, the real node starting, a component build (``go build``), PostgreSQL and
 Redis starting, the server starting, a backup Job's pod running, a restore Job's pod
 running, and the teardown. Builds are cached in ``~/.cache/e2e-harness``, so a normal run
 passes the build phase in a second, too fast to hit; the build case gives the child an
@@ -56,9 +56,8 @@ GRACE = 20            # for the last processes to go after the child exited (the
 
 
 def _in_pod(run: ChildRun):
-    """A container process of a Job's pod (the node agent gives each pod a HOME under <state dir>/pods)."""
-    pods = f"{run.state_dir}/pods/"
-    return run.state_dir and run.processes(lambda s: s.cwd.startswith(pods) or f"HOME={pods}" in run.environ(s))
+    """A container process of the run's node, beyond CoreDNS (the scenario's Job pod has started)."""
+    return run.run_id and len(run.pod_processes()) > 2   # pause + coredns are there from the start
 
 
 def _named(*names: str):
@@ -70,6 +69,8 @@ def _named(*names: str):
 PHASES = {
     "control-plane": (QUICK, r"backend local: starting the cluster \.\.\.$", _named("kube-apiserver"),
                       "backend local: starting the cluster"),
+    "node": (QUICK, r"starting the node \(containerd, kubelet, kube-proxy, kube-scheduler\) \.\.\.$",
+             _named("kubelet"), "backend local: starting the cluster > starting the node"),
     "build": (QUICK, r"\] go build \S+ \.\.\.$", _named("compile", "link"),
               "backend local: deploying the release > building the components at their pins > go build "),
     "databases": (QUICK, r"starting PostgreSQL and Redis \.\.\.$", _named("initdb", "postgres"),
@@ -96,10 +97,15 @@ def child_tmp():
 
 def _private_build_cache(tmp_path: Path) -> dict[str, str]:
     """An empty build cache for the child, with the control plane binaries and Go's compile cache kept."""
-    binaries = control_plane_binaries()
+    from e2e_harness.backends.local import binaries as local_binaries
+    from e2e_harness.release import load_release
+
+    release = load_release(PROJECT_DIR / "release.env", environ={})
     assets = tmp_path / "assets"
     assets.mkdir()
-    for binary in (binaries.etcd, binaries.kube_apiserver, binaries.kube_controller_manager):
+    for binary in (control_plane_binaries().etcd,
+                   *local_binaries.kubernetes_binaries(release["KUBERNETES_VERSION"]).values(),
+                   local_binaries.coredns_binary(release["COREDNS_VERSION"])):
         (assets / binary.name).symlink_to(binary)
     gocache = subprocess.run(["go", "env", "GOCACHE"], capture_output=True, text=True, check=True).stdout.strip()
     return {"XDG_CACHE_HOME": str(tmp_path / "cache"), "KUBEBUILDER_ASSETS": str(assets), "GOCACHE": gocache}
@@ -156,7 +162,8 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
 @pytest.mark.needs_go
 def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_path, child_tmp):
     """SIGKILL allows no teardown: the services die with the harness (their watchdog), but the state
-    directory (PKI, etcd, pods' secret volumes) and the databases' data stay, until the next run."""
+    directory (PKI, etcd, pods' secret volumes), the databases' data and the node's parts (its network
+    namespace, containerd's shims and containers, mounts, cgroups) stay, until the next run."""
     env = {**MIRROR_ENV, "TMPDIR": str(child_tmp)}
     args = ["--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys"]
     killed = ChildRun([QUICK, *args, "--artifacts-dir", str(tmp_path / "killed")], env=env, name="killed run").start()
@@ -167,9 +174,11 @@ def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_pat
     finally:
         killed.kill()   # SIGKILL to the harness's process group; its services are in groups of their own
     left = killed.leftovers_after(GRACE)
-    assert left == [f"state directory {killed.state_dir}: {sorted(p.name for p in killed.state_dir.iterdir())}"], (
-        "after SIGKILL only the state directory should be left (the services die with the harness):\n"
-        + "\n".join(left))
+    assert f"state directory {killed.state_dir}: {sorted(p.name for p in killed.state_dir.iterdir())}" in left
+    assert any(item.startswith("node: network namespace") for item in left), left
+    assert all(item.startswith(("node: ", "state directory ")) for item in left), (
+        "after SIGKILL only the state directory and the node's parts (namespace, shims, containers, mounts, "
+        "cgroups) should be left (the services die with the harness):\n" + "\n".join(left))
     # The run's temp dirs (databases' data as root, the API discovery cache), each claimed by the run
     temp_dirs = sorted(child_tmp.iterdir())
     assert temp_dirs and all((d / abandoned.OWNER_FILE).is_file() for d in temp_dirs), temp_dirs
@@ -181,6 +190,8 @@ def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_pat
         after.kill()
     assert code == 0, after.tail()
     gone = f"pid {killed.popen.pid} is no longer running"
+    assert re.search(rf"released .*network namespace {killed.node_tag}.* of a run that was killed \({gone}\)",
+                     after.output), after.tail()
     for directory in [killed.state_dir, *temp_dirs]:
         assert f"removed {directory}, left by a run that was killed ({gone})" in after.output, (directory, after.tail())
         assert not directory.exists(), directory

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e_harness.backends.local import image_table, unhostable_reason
+from e2e_harness.backends.local.image_recipes import release_images, unhostable_reason
+from e2e_harness.backends.local.images import normalise
 from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
 from e2e_harness.known_defects import KnownDefectHit, load, raise_if_hit, template_defects
 from e2e_harness.release import load_release
@@ -58,25 +59,29 @@ def test_an_unknown_script_is_its_own_family_and_a_bad_definition_names_file_and
         load_definitions(tmp_path / "nothing")
 
 
-def test_local_hosting_maps_only_the_majors_this_host_has():
-    table = image_table(RELEASE, BINARIES, mariadb_version="10.11", debian_codename="bookworm")
+def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
+    def published(mariadb_version):
+        recipes = release_images(RELEASE, BINARIES, mariadb_version=mariadb_version, debian_codename="bookworm")
+        return {normalise(ref) for recipe in recipes for ref in recipe.refs}
 
-    def reason(image):
-        return unhostable_reason(image, table, RELEASE, "10.11", "bookworm")
+    hosted = published("10.11")
+    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg15", "docker.io/mariadb:10.11", "docker.io/mariadb:10.11-rc",
+                  "docker.io/debian:bookworm-slim", "ghcr.io/riotkit-org/br-backup-maker:main"):
+        assert normalise(image) in hosted, image
+    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14", "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
+                  "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
+        assert normalise(image) not in hosted, image
 
-    for hosted in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg15", "docker.io/mariadb:10.11", "docker.io/mariadb:10.11-rc",
-                   "docker.io/debian:bookworm-slim"):
-        assert reason(hosted) is None, hosted
-    assert "PostgreSQL 14 client tools" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14")
-    assert "MariaDB 10.6 tools; Debian's mariadb-server here is 10.11" in reason("docker.io/mariadb:10.6")
+    def reason(image, mariadb_version="10.11"):
+        return unhostable_reason(image, RELEASE, mariadb_version)
+
+    assert "PostgreSQL 14" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14")
+    assert "MariaDB 10.6" in reason("docker.io/mariadb:10.6") and "10.11" in reason("docker.io/mariadb:10.6")
     assert "Debian ships MariaDB, not MySQL" in reason("docker.io/mysql:8.0-debian")
-    assert "kubectl exec" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
+    assert "no recipe builds it" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
     assert "k3d" in reason("docker.io/mariadb:10.6")
-    without = image_table(RELEASE, BINARIES, mariadb_version=None, debian_codename="trixie")
-    assert "mariadb-server is not installed" in unhostable_reason("docker.io/mariadb:10.11", without, RELEASE,
-                                                                  None, "trixie")
-    assert "this host is Debian trixie" in unhostable_reason("docker.io/debian:bookworm-slim", without, RELEASE,
-                                                             None, "trixie")
+    assert normalise("docker.io/mariadb:10.11") not in published(None)
+    assert "mariadb-server is not installed" in reason("docker.io/mariadb:10.11", None)
 
 
 def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():

@@ -1,20 +1,23 @@
-"""The local backend: a real control plane and the release's components as host processes (no Docker).
+"""The local backend: a real Kubernetes cluster from upstream parts, on this machine, without Docker.
 
-``start`` brings up etcd, kube-apiserver and kube-controller-manager (``controlplane``)
-and the node agent. ``deploy`` builds the pinned components (``builds``), installs their
-CRDs, starts PostgreSQL (one instance for the server's metadata, one for the backup
-subject) and Redis (``databases``), and, when Debian's mariadb-server is installed, a
-MariaDB subject for the mysql-family templates (``mariadb_server``), then the server and
-the controller (``component_processes``), and finally adds to the agent's image table the
-images of the Jobs the pinned controller and its templates render, mapped to host toolsets
-of the same versions (``image_table``; ``unhostable_reason`` says why any other cannot run here).
+``start`` brings up the control plane (``controlplane``: etcd, kube-apiserver,
+kube-controller-manager) and a real node (``node``: containerd, kubelet, kube-proxy,
+kube-scheduler, CoreDNS) in a network namespace of the run's own, with an image registry
+whose images are built here (``images``, ``image_recipes``). ``deploy`` builds the pinned
+components (``builds``), installs their CRDs, starts PostgreSQL (the server's metadata and the
+backup subject), Redis and, when Debian's mariadb-server is installed, a MariaDB subject as host
+processes listening where pods reach them (``databases``, ``mariadb_server``), then the server
+and the controller (``component_processes``), and publishes the images the pinned controller
+and its templates name, built from the pinned sources and Debian's packages. Pods run in real
+containers with only their image's filesystem; an image no recipe builds fails to pull, and
+``unhostable_reason`` says why for the template matrix.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -24,73 +27,16 @@ from ...builds import build_all
 from ...crds import controller_crds, install_crds, server_crds
 from ...masking import MASKER
 from ...processes import ProcessGroup
-from ..base import Backend, BackendUnavailable, Endpoints
+from ..base import Backend, BackendError, BackendUnavailable, Endpoints
+from . import image_recipes, node_cleanup
 from .component_processes import ControllerProcess, ServerProcess
 from .controlplane import ControlPlane, ControlPlaneBinaries
 from .databases import DatabaseError, PostgresServer, RedisServer, postgres_bin_dir
+from .images import normalise, publish, qualified
 from .mariadb_server import MariaDBServer, debian_mariadb_version
-from .node_agent import NodeAgent, Toolset, UnknownImage, resolve_image
+from .node import NODE_PACKAGES, NodeBinaries, NodeImages, RealNode, debian_versions
 
-NODE_NAME = "e2e-local-node"
 SERVER_NAMESPACE = "backup-repository"
-BACKUP_MAKER_IMAGE = "ghcr.io/riotkit-org/br-backup-maker*"  # any tag: the release names only `:main`
-
-
-def image_table(release, binaries: dict[str, Path], mariadb_version: str | None = None,
-                debian_codename: str | None = None) -> dict[str, Toolset]:
-    """The images of the Jobs the pinned controller renders, mapped to host toolsets of the same versions.
-
-    backup-maker is named by the controller's templates only through a floating tag, so
-    the harness decides which build answers to it: the one at BACKUP_MAKER_VERSION.
-    pgbr's image carries the PostgreSQL major's client tools: Debian's of the same major.
-    The templates' ``mariadb:<major>`` images get Debian's MariaDB tools only for the major
-    Debian installed, and ``debian:<codename>-slim`` the host's own tools only when the host
-    is that Debian release. An image is never mapped to a toolset of another major version.
-    Images run with the working directory of their Dockerfiles (``/``: postgres, mariadb and
-    debian set no WORKDIR), which the withFiles restores rely on (``tar x`` into the cwd).
-    """
-    major = release["POSTGRES_VERSION"]
-    pgbr_image = f"ghcr.io/riotkit-org/pgbr:{release['PGBR_VERSION']}-pg{major}"
-    table = {
-        BACKUP_MAKER_IMAGE: Toolset(f"backup-maker {release['BACKUP_MAKER_VERSION']}",
-                                    (str(binaries["backup-maker"].parent),)),
-        pgbr_image: Toolset(f"pgbr {release['PGBR_VERSION']} + PostgreSQL {major} client tools",
-                            (str(binaries["pgbr"].parent), str(postgres_bin_dir(major))), working_dir="/"),
-    }
-    if mariadb_version:
-        table[f"docker.io/mariadb:{mariadb_version}*"] = Toolset(f"Debian's MariaDB {mariadb_version} tools",
-                                                                 working_dir="/")
-    if debian_codename:
-        for image in (f"docker.io/debian:{debian_codename}-slim", f"docker.io/debian:{debian_codename}"):
-            table[image] = Toolset(f"this host's Debian {debian_codename} tools", working_dir="/")
-    return table
-
-
-def unhostable_reason(image: str, images: dict[str, Toolset], release, mariadb_version: str | None,
-                      debian_codename: str | None) -> str | None:
-    """None when ``image`` has a faithful toolset here, else what is missing (for the skip reason)."""
-    try:
-        resolve_image(image, images)
-        return None
-    except UnknownImage:
-        pass
-    where = "; it runs on the k3d backend"
-    if m := re.search(r"/pgbr:.*-pg(\d+)$", image):
-        return (f"image {image} needs PostgreSQL {m.group(1)} client tools; the local backend has Debian's "
-                f"PostgreSQL {release['POSTGRES_VERSION']} only (POSTGRES_VERSION){where}")
-    if m := re.search(r"/mariadb:(\d+\.\d+)", image):
-        have = f"Debian's mariadb-server here is {mariadb_version}" if mariadb_version else (
-            "Debian's mariadb-server is not installed (`make system-deps`)")
-        return f"image {image} needs MariaDB {m.group(1)} tools; {have}{where}"
-    if m := re.search(r"/mysql:(\d+\.\d+)", image):
-        return f"image {image} needs MySQL {m.group(1)} tools; Debian ships MariaDB, not MySQL{where}"
-    if "kubectl" in image:
-        return (f"image {image}: the kubectl template runs `kubectl exec` in running pods, which the local "
-                f"backend's node agent does not provide{where}")
-    if m := re.search(r"/debian:([a-z]+)", image):
-        return (f"image {image} needs Debian {m.group(1)}'s tools; this host is Debian "
-                f"{debian_codename or 'not Debian'}{where}")
-    return f"image {image} has no host toolset on the local backend{where}"
 
 
 def host_debian_codename(os_release: Path = Path("/etc/os-release")) -> str | None:
@@ -108,6 +54,7 @@ class LocalBackend(Backend):
         super().__init__(settings)
         self.state_dir = settings.build_dir / "local" / settings.run_id
         self.control_plane: ControlPlane | None = None
+        self.node: RealNode | None = None
         # Raw logs stay private (the controller logs rendered scripts with tokens and keys); stop() copies
         # them, masked, into the artifacts directory. Failure bundles mask what they copy too.
         self.raw_logs = self.state_dir / "logs"
@@ -115,20 +62,32 @@ class LocalBackend(Backend):
         self.databases: list[PostgresServer | MariaDBServer] = []
         self.mariadb_version = debian_mariadb_version()
         self.debian_codename = host_debian_codename()
-        self.agent: NodeAgent | None = None
+        self.images: dict[str, str] = {}     # normalised image reference -> digest, as the registry serves them
+        self.image_sources: dict[str, str] = {}   # normalised reference -> " (<component> at <revision>)"
         self._endpoints: Endpoints | None = None
 
     def preflight(self) -> None:
-        """Every host tool this backend needs, named when missing, before anything is resolved or built."""
-        needed = {"go": "the Go toolchain builds the components (Debian's golang-go, or go.dev)",
-                  "git": "component sources are git checkouts", "gpg": "backup pods encrypt with gpg",
-                  "bash": "backup pods run bash scripts", "unshare": "the node agent isolates mounts (util-linux)",
-                  "redis-server": "the controller's locks (Debian's redis-server)"}
-        if os.geteuid() == 0:
-            needed["setpriv"] = "PostgreSQL runs as the postgres user when the harness runs as root (util-linux)"
+        """Root, and every host tool this backend needs, named when missing, before anything is resolved or built."""
+        if os.geteuid() != 0:
+            raise BackendUnavailable(
+                "the local backend runs a real Kubernetes node (containerd, runc, a network namespace, cgroups, "
+                "iptables), which needs root; run as root, or use --backend k3d (Docker) or --backend existing")
+        needed = {"go": "the Go toolchain builds the components and Kubernetes (Debian's golang-go, or go.dev)",
+                  "git": "component sources are git checkouts",
+                  "redis-server": "the controller's locks (Debian's redis-server)",
+                  "setpriv": "PostgreSQL runs as the postgres user (util-linux)",
+                  "containerd": "the node's container runtime", "ctr": "ends the node's containers at teardown",
+                  "runc": "the node's OCI runtime", "/usr/lib/cni/bridge": "the node's pod network (CNI plugins)",
+                  "iptables": "kube-proxy's Services", "conntrack": "kube-proxy's Services",
+                  "ip": "the node's network namespace (iproute2)", "nsenter": "runs the node in its namespace",
+                  "docker-registry": "serves the images built here", "mmdebstrap": "builds Debian-based images",
+                  "skopeo": "pushes the images built here", "gcc": "builds the pause image",
+                  "busybox": "the busybox image (busybox-static)"}
         from ...debian import install_hint
 
-        missing = {tool: why for tool, why in needed.items() if shutil.which(tool) is None}
+        missing = {tool: why for tool, why in needed.items()
+                   if (shutil.which(tool) if not tool.startswith("/") else (tool if os.access(tool, os.X_OK) else None))
+                   is None}
         major = self.settings.release["POSTGRES_VERSION"]
         try:
             postgres_bin_dir(major)
@@ -148,35 +107,51 @@ class LocalBackend(Backend):
         from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
 
         release = self.settings.release
-        # Before making anything: remove what killed runs left (their secrets are in it).
-        abandoned.sweep(abandoned.candidates(self.settings.build_dir), say=progress.say)
+        # Before making anything: release and remove what killed runs left (their secrets are in it).
+        abandoned.sweep(abandoned.candidates(self.settings.build_dir) + node_cleanup.run_dirs(), say=progress.say,
+                        before_remove=node_cleanup.sweep_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if not self.settings.keep_cluster:
             abandoned.claim(self.state_dir)
         kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"], progress=progress.say)
+        coredns = binaries.coredns_binary(release["COREDNS_VERSION"], progress=progress.say)
+        provisioner = binaries.local_path_provisioner_binary(release["LOCAL_PATH_PROVISIONER_VERSION"],
+                                                            progress=progress.say)
+        self.node = RealNode(NodeBinaries(kubelet=kube["kubelet"], kube_proxy=kube["kube-proxy"],
+                                          kube_scheduler=kube["kube-scheduler"]),
+                             self.state_dir, self.raw_logs / "node", self.settings.run_id)
+        network = self.node.prepare()
         self.control_plane = ControlPlane(
             ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"], progress=progress.say),
                                  kube_apiserver=kube["kube-apiserver"],
                                  kube_controller_manager=kube["kube-controller-manager"]),
-            state_dir=self.state_dir, log_dir=self.raw_logs / "control-plane")
+            state_dir=self.state_dir, log_dir=self.raw_logs / "control-plane", address=network.host_ip)
         self.control_plane.start()
-        # The cluster is private to this run: the agent runs pods of every namespace.
-        self.agent = NodeAgent(self.kube, NODE_NAME, self.state_dir / "pods",
-                               {"busybox": Toolset("host-shell")},
-                               namespace_selector=lambda namespace: True)
-        self.agent.register_node()
-        self.agent.start()
+        registry = self.node.start_registry()
+        images = NodeImages(pause=image_recipes.pause(), coredns=image_recipes.coredns(coredns, release["COREDNS_VERSION"]),
+                            local_path_provisioner=image_recipes.local_path_provisioner(
+                                provisioner, release["LOCAL_PATH_PROVISIONER_VERSION"]))
+        self._publish([*vars(images).values(), image_recipes.busybox()], registry)
+        self.node.start(self.control_plane, NodeImages(**{name: qualified(recipe.refs[0])
+                                                          for name, recipe in vars(images).items()}))
+
+    def _publish(self, recipes, registry: str) -> None:
+        with progress.step(f"publishing {len(recipes)} image(s) to the node's registry {registry}"):
+            self.images.update({normalise(ref): digest for ref, digest in publish(recipes, registry).items()})
 
     def deploy(self, sources) -> None:
         release = self.settings.release
+        network = self.node.network
         by_name = {s.component.name: s for s in sources}
         with progress.step("building the components at their pins"):
             binaries = build_all(sources, progress=progress.say)
         install_crds(self.kube, controller_crds(by_name["backup-maker-controller"]))
         install_crds(self.kube, server_crds(by_name["backup-repository"]))
         self.kube.create_namespace(SERVER_NAMESPACE)
+        pod_network = f"{network.host_ip}/30"
         with progress.step("starting PostgreSQL and Redis"):
-            server_db, subject_db = (PostgresServer(name, release["POSTGRES_VERSION"], self.services, self.state_dir)
+            server_db, subject_db = (PostgresServer(name, release["POSTGRES_VERSION"], self.services, self.state_dir,
+                                                    pod_network=pod_network)
                                      for name in ("server-postgres", "subject-postgres"))
             self.databases = [server_db, subject_db]
             server_db.start()
@@ -186,25 +161,43 @@ class LocalBackend(Backend):
         subject_mariadb = None
         if self.mariadb_version:  # for the mysql-family templates; without it they are not hostable here
             with progress.step(f"starting MariaDB {self.mariadb_version}"):
-                mariadb = MariaDBServer(self.services)
+                mariadb = MariaDBServer(self.services, pod_address=network.host_ip)
                 self.databases.append(mariadb)
                 subject_mariadb = mariadb.start()
         server = ServerProcess(binaries["backup-repository"], self.services, self.state_dir, self.kube.kubeconfig)
         with progress.step("starting the backup-repository server"):
-            server.start(SERVER_NAMESPACE, metadata)
+            server.start(SERVER_NAMESPACE, metadata, address=network.host_ip)
         with progress.step("starting the backup-maker-controller"):
             ControllerProcess(binaries["backup-maker-controller"], self.services, self.state_dir,
                               self.kube.kubeconfig).start(redis_port)
-        self._endpoints = Endpoints(server_url_from_tests=server.url, server_url_in_pods=server.url,
-                                    server_namespace=SERVER_NAMESPACE, server_health_key=server.health_key,
-                                    subject_db_from_tests=subject, subject_db_in_pods=subject,
-                                    subject_mariadb_from_tests=subject_mariadb, subject_mariadb_in_pods=subject_mariadb)
-        # read by the agent for every new pod
-        self.agent.images.update(image_table(release, binaries, self.mariadb_version, self.debian_codename))
+        recipes = image_recipes.release_images(release, binaries, self.mariadb_version, self.debian_codename)
+        built_from = {"backup-maker": by_name["backup-maker"], "pgbr-": by_name["pgbr"]}
+        for recipe in recipes:
+            for prefix, source in built_from.items():
+                if recipe.name.startswith(prefix):
+                    self.image_sources.update({normalise(ref): f" ({source.component.name} at {source.revision})"
+                                               for ref in recipe.refs})
+        self._publish(recipes, self.node.registry)
+        self._endpoints = Endpoints(
+            server_url_from_tests=server.url, server_url_in_pods=server.url,
+            server_namespace=SERVER_NAMESPACE, server_health_key=server.health_key,
+            subject_db_from_tests=subject, subject_db_in_pods=replace(subject, host=network.host_ip),
+            subject_mariadb_from_tests=subject_mariadb,
+            subject_mariadb_in_pods=replace(subject_mariadb, host=network.host_ip) if subject_mariadb else None)
+
+    def platform(self) -> dict[str, str]:
+        release = self.settings.release
+        parts = {"kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy)":
+                 release["KUBERNETES_VERSION"], "etcd": release["ETCD_VERSION"], "coredns": release["COREDNS_VERSION"],
+                 "local-path-provisioner": release["LOCAL_PATH_PROVISIONER_VERSION"]}
+        parts.update({f"{package} (Debian)": version for package, version in debian_versions(NODE_PACKAGES).items()})
+        parts.update({f"image {ref}": f"{digest}{self.image_sources.get(ref, '')}" for ref, digest in self.images.items()})
+        return parts
 
     def unhostable_reason(self, image: str) -> str | None:
-        return unhostable_reason(image, self.agent.images if self.agent else {}, self.settings.release,
-                                 self.mariadb_version, self.debian_codename)
+        if normalise(image) in self.images:
+            return None
+        return image_recipes.unhostable_reason(image, self.settings.release, self.mariadb_version)
 
     def endpoints(self) -> Endpoints:
         if self._endpoints is None:
@@ -212,8 +205,10 @@ class LocalBackend(Backend):
         return self._endpoints
 
     def check_services(self) -> None:
-        """Raise naming a service (server, controller, a database) that has died, with its log."""
+        """Raise naming a service (server, controller, a database, a node part) that has died, with its log."""
         self.services.check_running()
+        if self.node is not None:
+            self.node.check_running()
 
     @property
     def kubeconfig(self) -> Path:
@@ -221,21 +216,21 @@ class LocalBackend(Backend):
             raise BackendUnavailable("the local backend's control plane is not started")
         return self.control_plane.kubeconfig
 
-    def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
-        return self.agent.pod_logs(namespace, pod, container) if self.agent else ""
-
     def diagnostic_namespaces(self) -> list[str]:
-        return [SERVER_NAMESPACE]
+        return [SERVER_NAMESPACE, "kube-system"]
 
     def service_logs(self) -> dict[str, Path]:
         groups = [self.services] + ([self.control_plane.processes] if self.control_plane else [])
-        return {p.name: p.log_path for group in groups for p in group.processes}
+        processes = [p for group in groups for p in group.processes] + (self.node.processes if self.node else [])
+        return {p.name: p.log_path for p in processes}
 
     def stop(self) -> None:
-        if self.agent is not None:
-            self.agent.stop()
-            self.agent = None
         self.close_client()
+        # The node first: its containers end before the services they talk to, and its mounts go before
+        # anything below the state dir is removed.
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
         self.services.stop()
         for database in self.databases:
             database.cleanup()
@@ -247,6 +242,9 @@ class LocalBackend(Backend):
         # etcd's data, the PKI, raw logs and the pods' secret volumes hold every secret of the run: keep
         # none of it unless the user asked to keep the cluster.
         if not self.settings.keep_cluster and self.state_dir.exists():
+            if mounts := node_cleanup.mounts_under(self.state_dir):   # never delete through a mount
+                raise BackendError(f"cannot remove {self.state_dir}: still mounted below it: "
+                                         f"{', '.join(map(str, mounts[:5]))}")
             shutil.rmtree(self.state_dir)
 
     def _publish_masked_logs(self) -> None:

@@ -55,14 +55,15 @@ class ServerProcess:
         MASKER.add(self.jwt_secret)
         self.url = ""
 
-    def start(self, namespace: str, database: PostgresAddress) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
+    def start(self, namespace: str, database: PostgresAddress, address: str = "127.0.0.1") -> None:
+        """Listen on ``address``: where both the tests and the pods reach it (the host end of the node's veth)."""
+        port = free_port(address)
+        self.url = f"http://{address}:{port}"
         storage = self.state_dir / "server-storage"
         self.processes.start(self.name, [
             self.binary, "--provider=kubernetes", f"--namespace={namespace}",
             f"--db-hostname={database.host}", f"--db-port={database.port}", f"--db-user={database.user}",
-            f"--db-name={database.dbname}", f"--listen=127.0.0.1:{port}",
+            f"--db-name={database.dbname}", f"--listen={address}:{port}",
             f"--storage-url=file://{storage}?create_dir=1",
             f"--rate-auth-limit={RATE_LIMIT}", f"--rate-default-limit={RATE_LIMIT}",
             f"--rate-collection-health-limit={RATE_LIMIT}", f"--rate-server-health-limit={RATE_LIMIT}",
@@ -70,7 +71,7 @@ class ServerProcess:
             # Secrets through the environment, so they are not on the command line (ps, logs).
             env={"KUBECONFIG": str(self.kubeconfig), "BR_DB_PASSWORD": database.password,
                  "BR_JWT_SECRET_KEY": self.jwt_secret, "BR_HEALTH_CHECK_KEY": self.health_key},
-            cwd=self.state_dir, ports=(port,))
+            cwd=self.state_dir, ports=(port,), address=address)
         _wait_http(self.processes, self.name, f"{self.url}/ready", {"Authorization": self.health_key})
 
 

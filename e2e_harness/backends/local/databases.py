@@ -10,6 +10,7 @@ directory only that user owns.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import secrets
@@ -67,8 +68,10 @@ def as_system_user(user: str, package: str, *owned: Path) -> list[str]:
 class PostgresServer:
     """One private PostgreSQL instance; ``superuser`` is the address of its ``postgres`` database."""
 
-    def __init__(self, name: str, major: str, processes: ProcessGroup, state_dir: Path):
+    def __init__(self, name: str, major: str, processes: ProcessGroup, state_dir: Path,
+                 pod_network: str | None = None):
         self.name = name
+        self.pod_network = pod_network   # "host_ip/30": pods reach the instance there too (the node's veth)
         self.bin_dir = postgres_bin_dir(major)
         self.processes = processes
         self.state_dir = state_dir
@@ -93,9 +96,14 @@ class PostgresServer:
              "--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "--no-sync", "-E", "UTF8",
              "--locale=C"], timeout=120, what=f"{self.name}: initdb")
         pwfile.unlink()
+        listen = ["127.0.0.1"]
+        if self.pod_network:
+            listen.append(self.pod_network.split("/")[0])
+            with open(data / "pg_hba.conf", "a") as hba:   # pods arrive masqueraded to the node's address
+                hba.write(f"host all all {ipaddress.ip_network(self.pod_network, strict=False)} scram-sha-256\n")
         self.port = free_port()
         self.processes.start(self.name, [*prefix, self.bin_dir / "postgres", "-D", data, "-p", str(self.port),
-                                         "-k", data, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                         "-k", data, "-c", f"listen_addresses={','.join(listen)}", "-c", "fsync=off",
                                          "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                                          "-c", "max_connections=200"], ports=(self.port,))
         self.superuser = PostgresAddress("127.0.0.1", self.port, "postgres", password, "postgres")

@@ -53,8 +53,9 @@ def debian_mariadb_version() -> str | None:
 class MariaDBServer:
     """One private instance; ``admin`` is the address of its all-privileges account."""
 
-    def __init__(self, processes: ProcessGroup, name: str = "subject-mariadb"):
+    def __init__(self, processes: ProcessGroup, name: str = "subject-mariadb", pod_address: str | None = None):
         self.processes = processes
+        self.pod_address = pod_address   # pods reach the instance there too (the host end of the node's veth)
         self.name = name
         self.port = 0
         self.admin: MariaDBAddress | None = None
@@ -74,7 +75,8 @@ class MariaDBServer:
              "--skip-test-db"], timeout=120, what=f"{self.name}: mariadb-install-db")
         self.port = free_port()
         self.processes.start(self.name, [*prefix, mariadbd, "--no-defaults", f"--datadir={data}",
-                                         f"--port={self.port}", "--bind-address=127.0.0.1",
+                                         f"--port={self.port}",
+                                         f"--bind-address={','.join(['127.0.0.1'] + ([self.pod_address] if self.pod_address else []))}",
                                          f"--socket={self._data_root / 'mysqld.sock'}",
                                          f"--pid-file={self._data_root / 'mysqld.pid'}", "--skip-log-bin",
                                          "--skip-name-resolve", "--innodb-buffer-pool-size=32M",
