@@ -32,8 +32,11 @@ $(VENV)/.installed: pyproject.toml
 # (Debian's major hosts the templates' mariadb:<that major> images; other majors are not hostable),
 # and the real node's parts: containerd, runc, CNI plugins, iptables, conntrack, iproute2, an image
 # registry (distribution), and what builds its images (mmdebstrap, skopeo, gcc, busybox-static).
-NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack iproute2 docker-registry \
-	mmdebstrap skopeo gcc libc6-dev busybox-static ca-certificates tzdata
+# command:package, then file:package, of the node's parts
+NODE_COMMANDS := containerd:containerd ctr:containerd runc:runc iptables:iptables conntrack:conntrack ip:iproute2 \
+	nsenter:util-linux docker-registry:docker-registry mmdebstrap:mmdebstrap skopeo:skopeo gcc:gcc busybox:busybox-static
+NODE_FILES := /usr/lib/cni/bridge:containernetworking-plugins /usr/include/stdio.h:libc6-dev \
+	/etc/ssl/certs/ca-certificates.crt:ca-certificates /usr/share/zoneinfo/UTC:tzdata
 system-deps:
 	@missing=""; \
 	command -v git >/dev/null || missing="$$missing git"; \
@@ -43,7 +46,8 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/lib/postgresql/$(POSTGRES_MAJOR)/bin/postgres ] || missing="$$missing postgresql-$(POSTGRES_MAJOR)"; \
 	[ -x /usr/sbin/mariadbd ] || missing="$$missing mariadb-server"; \
-	for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
+	for pair in $(NODE_COMMANDS); do command -v $${pair%%:*} >/dev/null || missing="$$missing $${pair#*:}"; done; \
+	for pair in $(NODE_FILES); do [ -e $${pair%%:*} ] || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	  else echo "missing tools:$$missing; install them, e.g.: sudo apt-get install$$missing" >&2; exit 1; fi; \

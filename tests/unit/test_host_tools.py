@@ -3,7 +3,7 @@
 The local backend's preflight and ``make system-deps`` run here as a real non-root user
 (``nobody``, through ``setpriv`` when the tests run as root) with a PATH that has every
 tool but ``gpg`` and ``redis-server``; both must stop and print the ``sudo apt-get
-install`` line for exactly those packages.
+install`` line for exactly those packages (the preflight also says that the real node needs root).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from e2e_harness.debian import install_hint
 from .conftest import PROJECT_DIR
 
 MISSING = ("gpg", "redis-server")
-PRESENT = ("go", "git", "bash", "unshare", "setpriv", "id", "sed")
+PRESENT = ("go", "git", "bash", "unshare", "setpriv", "id", "sed",
+           # the real node's parts
+           "containerd", "ctr", "runc", "iptables", "conntrack", "ip", "nsenter", "docker-registry", "mmdebstrap",
+           "skopeo", "gcc", "busybox")
 
 
 def test_install_hint_names_the_packages_of_the_missing_tools():
@@ -79,10 +82,11 @@ def test_the_local_backend_preflight_gives_a_non_root_user_the_sudo_apt_get_line
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 3, f"preflight did not refuse (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}"
     message = proc.stdout.strip()
-    assert message.startswith("the local backend needs: gpg (backup pods encrypt with gpg); redis-server ("), message
+    assert message.startswith("the local backend runs a real Kubernetes node"), message
+    assert "which needs root: run as root, or use --backend k3d (Docker) or --backend existing" in message
+    assert "the local backend needs: gpg (the harness makes the backups' keys); redis-server (" in message
     assert message.endswith("You are not root, so `make system-deps` cannot install them; run: "
                             "sudo apt-get install gnupg redis-server"), message
-    assert "setpriv" not in message, "a non-root run does not need setpriv"
 
 
 def test_make_system_deps_gives_a_non_root_user_the_sudo_apt_get_line(as_non_root):

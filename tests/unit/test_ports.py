@@ -39,7 +39,7 @@ def taken_port():
 def _start(service: str, tmp_path, monkeypatch, port: int):
     """Start ``service`` the way the local backend does, with the free-port picker answering ``port`` first."""
     picks = iter([port])
-    picker = lambda: next(picks, None) or free_port()  # noqa: E731 - the rest (etcd's peer port) really free
+    picker = lambda address="127.0.0.1": next(picks, None) or free_port(address)  # noqa: E731 - the rest (etcd's peer port) really free
     group = ProcessGroup(tmp_path / "logs")
     try:
         if service == "redis":
@@ -84,7 +84,7 @@ def test_a_port_taken_before_the_service_starts_is_named_and_nothing_starts(serv
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_port_taken_after_the_check_is_recognised_in_the_service_log(service, taken_port, tmp_path,
                                                                        monkeypatch):
-    monkeypatch.setattr(processes, "ensure_free", lambda name, ports: None)  # the race is lost after the check
+    monkeypatch.setattr(processes, "ensure_free", lambda name, ports, address="127.0.0.1": None)  # the race is lost after the check
     with pytest.raises(PortInUse) as error:
         _start(service, tmp_path, monkeypatch, taken_port)
     message = str(error.value)

@@ -49,14 +49,14 @@ def test_environment_overrides_file(tmp_path):
 
 @pytest.mark.parametrize("text, fragments", [
     (VALID.replace("PGBR_VERSION=1.0.0-rc1\n", ""), ["missing key", "PGBR_VERSION"]),
-    (VALID + "SEVRER_VERSION=v1.0.0\n", [":11:", "unknown key SEVRER_VERSION"]),
+    (VALID + "SEVRER_VERSION=v1.0.0\n", [":13:", "unknown key SEVRER_VERSION"]),
     (VALID.replace("CONTROLLER_VERSION=v0.1.3", "CONTROLLER_VERSION="), [":3:", "CONTROLLER_VERSION is empty"]),
     (VALID.replace("SERVER_VERSION=v4.1.0-rc1", "SERVER_VERSION=four point one"),
      [":2:", "SERVER_VERSION", "malformed", "'four point one'", "expected a release tag"]),
     (VALID.replace("KUBERNETES_VERSION=v1.34.2", "KUBERNETES_VERSION=1.34"),
      [":7:", "KUBERNETES_VERSION", "v1.34.2"]),
-    (VALID + "SERVER_VERSION=v4.0.0\n", [":11:", "given twice", ":2"]),
-    (VALID + "this is not an assignment\n", [":11:", "cannot parse"]),
+    (VALID + "SERVER_VERSION=v4.0.0\n", [":13:", "given twice", ":2"]),
+    (VALID + "this is not an assignment\n", [":13:", "cannot parse"]),
 ])
 def test_bad_release_env_names_file_line_and_key(tmp_path, text, fragments):
     path = write(tmp_path, text)

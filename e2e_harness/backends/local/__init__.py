@@ -68,12 +68,10 @@ class LocalBackend(Backend):
 
     def preflight(self) -> None:
         """Root, and every host tool this backend needs, named when missing, before anything is resolved or built."""
-        if os.geteuid() != 0:
-            raise BackendUnavailable(
-                "the local backend runs a real Kubernetes node (containerd, runc, a network namespace, cgroups, "
-                "iptables), which needs root; run as root, or use --backend k3d (Docker) or --backend existing")
+        from ...debian import install_hint
+
         needed = {"go": "the Go toolchain builds the components and Kubernetes (Debian's golang-go, or go.dev)",
-                  "git": "component sources are git checkouts",
+                  "git": "component sources are git checkouts", "gpg": "the harness makes the backups' keys",
                   "redis-server": "the controller's locks (Debian's redis-server)",
                   "setpriv": "PostgreSQL runs as the postgres user (util-linux)",
                   "containerd": "the node's container runtime", "ctr": "ends the node's containers at teardown",
@@ -83,20 +81,24 @@ class LocalBackend(Backend):
                   "docker-registry": "serves the images built here", "mmdebstrap": "builds Debian-based images",
                   "skopeo": "pushes the images built here", "gcc": "builds the pause image",
                   "busybox": "the busybox image (busybox-static)"}
-        from ...debian import install_hint
-
         missing = {tool: why for tool, why in needed.items()
-                   if (shutil.which(tool) if not tool.startswith("/") else (tool if os.access(tool, os.X_OK) else None))
-                   is None}
+                   if not (os.access(tool, os.X_OK) if tool.startswith("/") else shutil.which(tool))}
         major = self.settings.release["POSTGRES_VERSION"]
         try:
             postgres_bin_dir(major)
         except DatabaseError as exc:  # "PostgreSQL 15: <path> not found; ..."
             missing[f"postgresql-{major}"] = (f"{str(exc).split(';')[0]}; or set POSTGRES_VERSION in release.env "
                                               "to the major you have")
+        problems = []
+        if os.geteuid() != 0:
+            problems.append("the local backend runs a real Kubernetes node (containerd, runc, a network namespace, "
+                            "cgroups, iptables), which needs root: run as root, or use --backend k3d (Docker) or "
+                            "--backend existing")
         if missing:
-            raise BackendUnavailable("the local backend needs: " + "; ".join(f"{t} ({w})" for t, w in missing.items())
-                                     + ". " + install_hint(missing))
+            problems.append("the local backend needs: " + "; ".join(f"{t} ({w})" for t, w in missing.items())
+                            + ". " + install_hint(missing))
+        if problems:
+            raise BackendUnavailable(". ".join(problems))
         for knob, value in (("SKIP_SERVER_INSTALL", self.settings.skip_server_install),
                             ("SKIP_CLIENT_INSTALL", self.settings.skip_client_install)):
             if value:

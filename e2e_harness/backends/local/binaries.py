@@ -97,25 +97,24 @@ def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
     return {name: dest / name for name in KUBE_COMMANDS}
 
 
-def etcd_binary(version: str, progress=log.info) -> Path:
-    found = find("etcd", version, "etcd")
+def _module_binary(name: str, module: str, version: str, progress, how_long: str = "") -> Path:
+    """``name`` at ``version`` (found, or built once from ``module``'s main package)."""
+    found = find(name, version, name)
     if found:
         return found
-    dest = cache_root() / "etcd" / version / "bin"
-    progress(f"building etcd {version} from Go modules (once; cached in {dest})")
-    _build(ETCD_MODULE, version, [ETCD_MODULE], dest, outputs={ETCD_MODULE: "etcd"})
-    return dest / "etcd"
+    dest = cache_root() / name / version / "bin"
+    progress(f"building {name} {version} from Go modules (once; cached in {dest}{how_long})")
+    _build(module, version, [module], dest, outputs={module: name})
+    return dest / name
+
+
+def etcd_binary(version: str, progress=log.info) -> Path:
+    return _module_binary("etcd", ETCD_MODULE, version, progress)
 
 
 def coredns_binary(version: str, progress=log.info) -> Path:
     """CoreDNS, for the real node's cluster DNS (runs as a pod from a static image)."""
-    found = find("coredns", version, "coredns")
-    if found:
-        return found
-    dest = cache_root() / "coredns" / version / "bin"
-    progress(f"building CoreDNS {version} from Go modules (once; cached in {dest}, about 4 minutes on 2 cores)")
-    _build(COREDNS_MODULE, version, [COREDNS_MODULE], dest, outputs={COREDNS_MODULE: "coredns"})
-    return dest / "coredns"
+    return _module_binary("coredns", COREDNS_MODULE, version, progress, ", about 4 minutes on 2 cores")
 
 
 def local_path_provisioner_binary(version: str, progress=log.info) -> Path:
