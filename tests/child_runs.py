@@ -25,7 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from e2e_harness.backends.local import node_cleanup
+from e2e_harness.backends.local import containerd, node_cleanup
+from e2e_harness.backends.local.containerd import ContainerdLayout
 from e2e_harness.backends.local.node_network import NodeNetwork
 from e2e_harness.ports import listeners, listening_ports
 from e2e_harness.waiting import Observation, WaitTimeout, poll_until
@@ -244,7 +245,9 @@ class ChildRun:
 
     def leftovers(self) -> list[str]:
         """What of the run is still there: processes, listening ports, the state directory."""
-        found = [f"process {s.pid} ({s.comm}): {s.cmdline[:200]}" for pid in _pids() if (s := self.belongs(pid))]
+        node = self.node_pids()   # said once, under "node:", below
+        found = [f"process {s.pid} ({s.comm}): {s.cmdline[:200]}" for pid in _pids()
+                 if pid not in node and (s := self.belongs(pid))]
         for port, owner in sorted(self.ports.items()):
             for pid in listeners(port):
                 if self.belongs(pid):
@@ -266,13 +269,27 @@ class ChildRun:
         needle = f"/{self.node_tag}/"
         return [pid for pid in _pids() if needle in _read(f"/proc/{pid}/cgroup")]
 
-    def node_leftovers(self) -> list[str]:
+    def _node_record(self) -> node_cleanup.NodeRecord | None:
+        """The run's node as the node names it (the record itself may be gone with the state dir)."""
         if not self.node_tag or self.state_dir is None:
-            return []
+            return None
         tag = self.node_tag.split("-", 1)[1]
-        record = node_cleanup.NodeRecord(
+        return node_cleanup.NodeRecord(
             network=vars(NodeNetwork(self.node_tag, f"e2eh{tag}", f"e2en{tag}", "", "")),
             containerd_base=str(self.state_dir / "containerd"), cgroup_name=self.node_tag)
+
+    def node_pids(self) -> set[int]:
+        """The node's containerd shims and container processes (left by a SIGKILL until the next run)."""
+        record = self._node_record()
+        if record is None:
+            return set()
+        layout = ContainerdLayout(Path(record.containerd_base), record.cgroup_name)
+        return set(containerd.shim_pids(layout)) | set(self.pod_processes())
+
+    def node_leftovers(self) -> list[str]:
+        record = self._node_record()
+        if record is None:
+            return []
         found = [f"node: {what}" for what in node_cleanup.leftovers(record, self.state_dir)]
         if pids := self.pod_processes():
             found.append(f"node: container processes {pids[:10]}")

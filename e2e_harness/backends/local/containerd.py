@@ -37,13 +37,15 @@ DISABLED_PLUGINS = ("io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     "io.containerd.internal.v1.tracing")
 
 
-RUN_ROOT = Path("/run/e2e-harness")   # sockets: a unix socket path must stay under 104 bytes
+# Each node's short directory: its sockets and the kubelet's root dir (which holds sockets of its own), since a
+# unix socket path must stay under 104 bytes and a state dir in a deep checkout is longer than that.
+RUN_ROOT = Path("/var/lib/e2e-harness")
 
 
 @dataclass(frozen=True)
 class ContainerdLayout:
-    """Where one run's containerd keeps everything: under the run's state dir, but its sockets under
-    ``/run/e2e-harness/<node name>`` (a state dir in a deep checkout would make their paths too long)."""
+    """Where one run's containerd keeps everything: under the run's state dir, but its sockets in the node's
+    short run dir ``/var/lib/e2e-harness/<node name>`` (a state dir in a deep checkout is too long for them)."""
 
     base: Path
     name: str
@@ -53,12 +55,12 @@ class ContainerdLayout:
         return self.base / "config.toml"
 
     @property
-    def socket_dir(self) -> Path:
+    def run_dir(self) -> Path:
         return RUN_ROOT / self.name
 
     @property
     def socket(self) -> Path:
-        return self.socket_dir / "containerd.sock"
+        return self.run_dir / "containerd.sock"
 
     @property
     def root(self) -> Path:
@@ -89,7 +91,7 @@ def write_config(layout: ContainerdLayout, *, sandbox_image: str, registry: str)
     """containerd's config.toml and a hosts.toml per mirrored registry (and for ``registry`` itself,
     plain http), all pointing at the run's registry ``host:port``."""
     for directory in (layout.root, layout.state, layout.runc_root, layout.cni_conf_dir, layout.cni_data_dir,
-                      layout.socket_dir):
+                      layout.run_dir):
         directory.mkdir(parents=True, exist_ok=True)
     disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS)
     cri = 'plugins."io.containerd.grpc.v1.cri"'
@@ -102,7 +104,7 @@ disabled_plugins = [{disabled}]
   address = "{layout.socket}"
 
 [ttrpc]
-  address = "{layout.socket_dir / 'containerd.sock.ttrpc'}"
+  address = "{layout.run_dir / 'containerd.sock.ttrpc'}"
 
 [metrics]
   address = ""
@@ -197,18 +199,6 @@ def listening(path: Path) -> bool:
         except OSError as exc:
             return exc.errno != errno.ECONNREFUSED and exc.errno != errno.ENOENT
     return True
-
-
-def remove_socket_dir(layout: ContainerdLayout) -> None:
-    """The run's socket dir (containerd is stopped; its owner file and node record go too), and
-    /run/e2e-harness when no run uses it any more."""
-    for name in ("containerd.sock", "containerd.sock.ttrpc", "node.json", ".e2e-owner"):
-        (layout.socket_dir / name).unlink(missing_ok=True)
-    for directory in (layout.socket_dir, RUN_ROOT):
-        try:
-            directory.rmdir()
-        except OSError:
-            pass  # not there, or another run's sockets are in it
 
 
 def remove_stale_sockets() -> list[Path]:

@@ -10,7 +10,8 @@ Pods run in containers with only their image's filesystem.
 Per run, so that two runs at once (or a run beside the user's own cluster) never collide: a
 network namespace of its own (``node_network``) where containerd, the kubelet and kube-proxy run
 (all their iptables chains, the CNI bridge and the pods' veths live and die there), containerd's
-root, state, socket and runc root under the run's state dir, a cgroup root ``/e2e-<8 hex>`` in
+root, state and runc root under the run's state dir, its sockets and the kubelet's root dir in a short
+``/var/lib/e2e-harness/<node>`` (unix socket paths are limited), a cgroup root ``/e2e-<8 hex>`` in
 every hierarchy, free ports. The registry and the API server listen on the host end of the
 namespace's veth, which pods reach through their default route.
 
@@ -77,7 +78,8 @@ class RealNode:
         self.run_id = run_id
         self.network: NodeNetwork | None = None
         self.layout: ContainerdLayout | None = None
-        self.kubelet_dir = state_dir / "kubelet"
+        self.kubelet_dir: Path | None = None
+        self.tmp_dir = state_dir / "tmp"   # the node's TMPDIR (the kubelet leaves a probe dir in it)
         # Stopped in this order: the kubelet first (it would restart containers), containerd after its
         # tasks are ended through it, the registry last.
         self.agents = ProcessGroup(log_dir / "agents")
@@ -92,15 +94,17 @@ class RealNode:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.network = node_network.plan(self.run_id)
         self.layout = ContainerdLayout(self.state_dir / "containerd", self.network.netns)
+        self.kubelet_dir = self.layout.run_dir / "kubelet"   # short: it holds the kubelet's own sockets
         self.record = NodeRecord(network=vars(self.network).copy(), containerd_base=str(self.layout.base),
                                  cgroup_name=self.network.netns,
                                  made_dirs=[str(d) for d in HARD_CODED_DIRS if not d.exists()],
                                  state_dir=str(self.state_dir))
         self.record.save(self.state_dir)
         # Also where every run looks, whatever its checkout: a killed run's node is swept by the next run.
-        self.layout.socket_dir.mkdir(parents=True, exist_ok=True)
-        self.record.save(self.layout.socket_dir)
-        abandoned.claim(self.layout.socket_dir)
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self.record.save(self.layout.run_dir)
+        abandoned.claim(self.layout.run_dir)
+        self.tmp_dir.mkdir(exist_ok=True)
         node_network.create(self.network)
         return self.network
 
@@ -115,7 +119,7 @@ class RealNode:
                         "maintenance": {"uploadpurging": {"enabled": False}}},
             "http": {"addr": f"{net.host_ip}:{port}"}}))
         self.registry_group.start("registry", ["docker-registry", "serve", config], ports=(port,),
-                                  address=net.host_ip)
+                                  address=net.host_ip, env=self._env)
         self.registry = f"{net.host_ip}:{port}"
         self._wait_http("registry", f"http://{self.registry}/v2/", self.registry_group)
         return self.registry
@@ -159,6 +163,10 @@ class RealNode:
     def processes(self) -> list:
         return [p for g in (self.agents, self.runtime, self.registry_group) for p in g.processes]
 
+    @property
+    def _env(self) -> dict[str, str]:
+        return {"TMPDIR": str(self.tmp_dir)}
+
     # --- containerd ------------------------------------------------------------------------
     def _start_containerd(self, sandbox_image: str) -> None:
         net = self.network
@@ -170,7 +178,8 @@ class RealNode:
                  "ipam": {"type": "host-local", "dataDir": str(self.layout.cni_data_dir),
                           "ranges": [[{"subnet": net.pod_cidr}]], "routes": [{"dst": "0.0.0.0/0"}]}},
                 {"type": "portmap", "capabilities": {"portMappings": True}}]}))
-        self.runtime.start("containerd", [*net.inside(), "containerd", "--config", self.layout.config])
+        self.runtime.start("containerd", [*net.inside(), "containerd", "--config", self.layout.config],
+                           env=self._env)
 
         def answers() -> Observation:
             self.runtime.check_running()
@@ -217,7 +226,7 @@ class RealNode:
         self.agents.start("kubelet", [
             *net.inside(), self.binaries.kubelet, "--config", config, "--kubeconfig", kubeconfig,
             "--root-dir", self.kubelet_dir, "--cert-dir", self.state_dir / "kubelet-certs",
-            "--hostname-override", NODE_NAME, "--node-ip", net.node_ip, "--v", "1"])
+            "--hostname-override", NODE_NAME, "--node-ip", net.node_ip, "--v", "1"], env=self._env)
 
     @staticmethod
     def _cgroup_hierarchies() -> list[Path]:
@@ -254,7 +263,7 @@ class RealNode:
             # masqueradeAll: a pod reaching a Service backed by a pod on the same bridge gets its reply
             # through the node, whether or not bridged traffic passes iptables here.
             "iptables": {"masqueradeAll": True, "localhostNodePorts": False}}))
-        self.agents.start("kube-proxy", [*net.inside(), self.binaries.kube_proxy, "--config", config])
+        self.agents.start("kube-proxy", [*net.inside(), self.binaries.kube_proxy, "--config", config], env=self._env)
 
     def _start_scheduler(self, control_plane: ControlPlane) -> None:
         pki_dir = control_plane.pki.ca_cert.parent
@@ -265,7 +274,7 @@ class RealNode:
         self.agents.start("kube-scheduler", [
             self.binaries.kube_scheduler, "--kubeconfig", kubeconfig, "--authentication-kubeconfig", kubeconfig,
             "--authorization-kubeconfig", kubeconfig, "--leader-elect=false",
-            "--bind-address", "127.0.0.1", "--secure-port", str(port)], ports=(port,))
+            "--bind-address", "127.0.0.1", "--secure-port", str(port)], ports=(port,), env=self._env)
 
     # --- CoreDNS, storage ------------------------------------------------------------------------
     @staticmethod

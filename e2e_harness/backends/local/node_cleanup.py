@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,6 +31,10 @@ PROCESS_EXIT_TIMEOUT = 20
 DEVICE_PLUGIN_SOCKET = Path("/var/lib/kubelet/device-plugins/kubelet.sock")  # every kubelet's, whatever its root
 HARD_CODED_DIRS = (Path("/var/lib/kubelet/device-plugins"), Path("/var/lib/kubelet"), Path("/var/log/containers"),
                    Path("/var/log/pods"))
+
+
+class NodeCleanupError(RuntimeError):
+    pass
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,9 @@ class NodeRecord:
 
 
 def run_dirs() -> list[Path]:
-    """``/run/e2e-harness/<node>``: each live or killed run's socket dir, with its owner and node record, so
-    that a run in any checkout finds the node parts of a killed run (whose state dir may be elsewhere)."""
+    """``/var/lib/e2e-harness/<node>``: each live or killed run's node dir (sockets, the kubelet's root), with
+    its owner and node record, so that a run in any checkout finds the node parts of a killed run (whose
+    state dir may be elsewhere)."""
     root = containerd.RUN_ROOT
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.is_symlink()) if root.is_dir() else []
 
@@ -143,6 +149,18 @@ def remove_cgroups(name: str) -> list[Path]:
     return removed
 
 
+def remove_run_dir(run_dir: Path) -> None:
+    """The node's run dir (sockets, the kubelet's root with the pods' secret volumes), once nothing is mounted
+    below it, and the root of all run dirs when no other run uses it."""
+    if mounts := mounts_under(run_dir):
+        raise NodeCleanupError(f"cannot remove {run_dir}: still mounted below it: {', '.join(map(str, mounts[:5]))}")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    try:
+        run_dir.parent.rmdir()
+    except OSError:
+        pass  # another run's dir is in it
+
+
 def remove_stale_socket(path: Path) -> bool:
     """Remove the unix socket ``path`` when nothing listens on it any more (another run's kubelet may)."""
     if not path.is_socket():
@@ -178,14 +196,14 @@ def clean(record: NodeRecord, state_dir: Path) -> list[str]:
         removed.append(f"{len(killed)} containerd shim(s)")
     if pids := kill_cgroup_processes(record.cgroup_name):
         removed.append(f"{len(pids)} container process(es)")
-    if points := unmount_under(state_dir):
+    if points := unmount_under(layout.run_dir) + unmount_under(state_dir):
         removed.append(f"{len(points)} mount(s)")
     removed += node_network.delete(NodeNetwork(**record.network))
     if groups := remove_cgroups(record.cgroup_name):
         removed.append(f"cgroup {record.cgroup_name} in {len(groups)} hierarchies")
     if sockets := containerd.remove_stale_sockets():
         removed.append(f"{len(sockets)} stale shim socket(s)")
-    containerd.remove_socket_dir(layout)
+    remove_run_dir(layout.run_dir)
     remove_stale_socket(DEVICE_PLUGIN_SOCKET)
     for link in container_log_links(state_dir):
         link.unlink(missing_ok=True)
@@ -203,9 +221,9 @@ def leftovers(record: NodeRecord, state_dir: Path) -> list[str]:
     layout = ContainerdLayout(Path(record.containerd_base), record.cgroup_name)
     if pids := containerd.shim_pids(layout):
         found.append(f"containerd shims {pids}")
-    if layout.socket_dir.exists():
-        found.append(f"socket dir {layout.socket_dir}")
-    if points := mounts_under(state_dir):
+    if layout.run_dir.exists():
+        found.append(f"node dir {layout.run_dir}")
+    if points := mounts_under(layout.run_dir) + mounts_under(state_dir):
         found.append(f"mounts {[str(p) for p in points[:5]]}")
     found += node_network.leftover(NodeNetwork(**record.network))
     if groups := cgroup_dirs(record.cgroup_name):
