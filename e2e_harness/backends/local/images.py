@@ -45,7 +45,6 @@ import requests
 from ... import progress
 from ...commands import CommandError, run
 from ...waiting import Observation, WaitTimeout, poll_until
-from .binaries import cache_root
 
 log = logging.getLogger("e2e_harness.local.images")
 
@@ -487,6 +486,8 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/e2e-harness/images``, else ``~/.cache/e2e-harness/images``."""
+    from .binaries import cache_root  # not at import: `python -m ...local.binaries` must not see itself imported
+
     return cache_root() / "images"
 
 
