@@ -230,16 +230,18 @@ class LocalBackend(Backend):
         self.close_client()
         # The node first: its containers end before the services they talk to, and its mounts go before
         # anything below the state dir is removed.
-        if self.node is not None:
-            self.node.stop()
-            self.node = None
-        self.services.stop()
-        for database in self.databases:
-            database.cleanup()
-        self.databases = []
-        if self.control_plane is not None:
-            self.control_plane.stop()
-            self.control_plane = None
+        try:
+            if self.node is not None:
+                self.node.stop()
+                self.node = None
+        finally:   # a node that could not be cleaned up completely must not keep the rest running
+            self.services.stop()
+            for database in self.databases:
+                database.cleanup()
+            self.databases = []
+            if self.control_plane is not None:
+                self.control_plane.stop()
+                self.control_plane = None
         self._publish_masked_logs()
         # etcd's data, the PKI, raw logs and the pods' secret volumes hold every secret of the run: keep
         # none of it unless the user asked to keep the cluster.

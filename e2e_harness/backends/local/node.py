@@ -146,14 +146,16 @@ class RealNode:
 
     def stop(self) -> None:
         """Everything of the node, in order; then ``node_cleanup.clean`` for what the parts leave."""
-        self.agents.stop()
-        if self.layout and self.layout.socket.exists() and any(p.running() for p in self.runtime.processes):
-            containerd.stop_tasks(self.layout)
-        self.runtime.stop()
-        self.registry_group.stop()
-        if self.record is not None:
-            node_cleanup.clean(self.record, self.state_dir)
-            self.record = None
+        try:
+            self.agents.stop()
+            if self.layout and self.layout.socket.exists() and any(p.running() for p in self.runtime.processes):
+                containerd.stop_tasks(self.layout)
+        finally:   # whatever failed above (a hung ctr), the rest is stopped and swept
+            self.runtime.stop()
+            self.registry_group.stop()
+            if self.record is not None:
+                node_cleanup.clean(self.record, self.state_dir)
+                self.record = None
 
     def check_running(self) -> None:
         for group in (self.agents, self.runtime, self.registry_group):
