@@ -27,7 +27,6 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
 import yaml
 
 from ... import abandoned, progress
@@ -35,7 +34,7 @@ from ...commands import run
 from ...kube import Kube
 from ...processes import ProcessGroup, free_port
 from ...waiting import Observation, poll_until
-from . import containerd, node_cleanup, node_network
+from . import containerd, images, node_cleanup, node_network
 from .containerd import ContainerdLayout
 from .controlplane import CLUSTER_DNS_IP, ControlPlane, write_kubeconfig
 from .node_cleanup import HARD_CODED_DIRS, NodeRecord
@@ -113,15 +112,11 @@ class RealNode:
         net = self.network
         port = free_port(net.host_ip)
         config = self.state_dir / "registry.yml"
-        config.write_text(yaml.safe_dump({
-            "version": 0.1, "log": {"level": "warn", "accesslog": {"disabled": True}},
-            "storage": {"filesystem": {"rootdirectory": str(self.state_dir / "registry")},
-                        "maintenance": {"uploadpurging": {"enabled": False}}},
-            "http": {"addr": f"{net.host_ip}:{port}"}}))
+        config.write_text(images.registry_config(self.state_dir / "registry", f"{net.host_ip}:{port}"))
         self.registry_group.start("registry", ["docker-registry", "serve", config], ports=(port,),
                                   address=net.host_ip, env=self._env)
         self.registry = f"{net.host_ip}:{port}"
-        self._wait_http("registry", f"http://{self.registry}/v2/", self.registry_group)
+        images.wait_for_registry(self.registry, timeout=READY_TIMEOUT, alive=self.registry_group.check_running)
         return self.registry
 
     def start(self, control_plane: ControlPlane, images: NodeImages) -> None:
@@ -293,20 +288,6 @@ class RealNode:
                       what=f"Deployment {namespace}/{name} to be available",
                       where=f"kubectl --kubeconfig {kube.kubeconfig} -n {namespace} describe pods; "
                             f"{self.agents.log_dir / 'kubelet.log'}")
-
-    # --- readiness -------------------------------------------------------------------------------
-    def _wait_http(self, name: str, url: str, group: ProcessGroup) -> None:
-        def check() -> Observation:
-            group.check_running()
-            try:
-                response = requests.get(url, timeout=5)
-            except requests.RequestException as exc:
-                return Observation(False, type(exc).__name__)
-            return Observation(response.ok, f"HTTP {response.status_code}")
-
-        poll_until(check, what=f"{name} to answer at {url}", timeout=READY_TIMEOUT, interval=0.2,
-                   where=str(group.log_dir / f"{name}.log"))
-
 
 NODE_PACKAGES = ("containerd", "runc", "containernetworking-plugins", "iptables", "docker-registry")
 
