@@ -68,7 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--release-env", default=None, metavar="PATH",
                     help="component pins (default: release.env in the project directory)")
     group.addoption("--backend", choices=BACKEND_NAMES, default="auto",
-                    help="where to run: k3d (Docker), local (host processes), existing (a kubeconfig "
+                    help="where to run: k3d (Docker), local (a real node here, as root), existing (a kubeconfig "
                          "context), auto = k3d when a Docker engine answers, else local")
     group.addoption("--keep-cluster", action="store_true", default=False,
                     help="do not delete the cluster the backend created")
