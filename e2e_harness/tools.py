@@ -4,33 +4,76 @@
 tool of ``tools.yaml`` for this platform, checks the sha256 of the downloaded file
 before anything is written under its final name, and deletes it on a mismatch.
 A stamp file per tool records what was verified, so a second run downloads nothing.
+
+When a tool's download host cannot be reached (connection refused, DNS failure, timeout,
+or a proxy answering 502/503/504: air-gapped machines), the tool is built at the same
+version from its Go module instead (its ``go:`` block in tools.yaml; Go verifies the
+module against the checksum database), once, into the cache outside the repository
+(``<cache>/tools/<name>/<version>/bin/<name>``, under a file lock), checked to report the
+pinned version, and copied into place; its stamp says it was built from the module.
+``install --from-source`` takes that route without trying the download. A sha256
+mismatch or any other HTTP answer (a 404) stays an error: the host was reached and
+answered something other than the pin.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import io
+import json
 import logging
 import os
 import platform
+import re
+import shutil
 import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 import yaml
 
+from . import gomodules
+from .commands import CommandError, run
+
 log = logging.getLogger("e2e_harness.tools")
 
 DOWNLOAD_TIMEOUT = (10, 120)  # connect, read (seconds)
+# A proxy's answers for "could not reach the host" (bad gateway, unavailable, gateway timeout).
+UNREACHABLE_STATUSES = (502, 503, 504)
+BUILD_TIMEOUT = 1800   # per go command; skaffold, the largest, takes about 6 minutes cold on 2 cores
+VERSION_TIMEOUT = 30
+VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?")
 
 
 class ToolError(RuntimeError):
     """A pinned tool could not be installed or did not verify."""
+
+
+class Unreachable(ToolError):
+    """The download host could not be reached; the tool can be built from its Go module instead."""
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """How to build a tool from its Go module at the tool's version (tools.yaml's ``go:``)."""
+
+    module: str
+    package: str
+    ldflags: str = ""
+    tags: tuple[str, ...] = ()
+    version_args: tuple[str, ...] = ("version",)
+
+    def recipe(self, version: str) -> str:
+        """Everything that shapes the built binary: a cached build counts only for the same recipe."""
+        return json.dumps({"module": self.module, "version": version, "package": self.package,
+                           "ldflags": self.ldflags, "tags": list(self.tags)}, sort_keys=True) + "\n"
 
 
 @dataclass(frozen=True)
@@ -40,10 +83,17 @@ class Tool:
     url: str
     sha256: str
     archive_member: str | None = None
+    go: GoBuild | None = None
 
     @property
     def stamp(self) -> str:
+        """The stamp of the downloaded, sha256-verified tool."""
         return f"{self.version} {self.sha256}\n"
+
+    def built_stamp(self, sha256: str) -> str:
+        """The stamp of the tool built from its Go module (``sha256`` of the built binary)."""
+        assert self.go is not None
+        return f"{self.version} built from Go module {self.go.module}@{self.version} sha256:{sha256}\n"
 
 
 def current_platform() -> str:
@@ -57,12 +107,17 @@ def current_platform() -> str:
 
 def load_manifest(path: Path | None = None, plat: str | None = None) -> list[Tool]:
     """Read the tool pins for ``plat`` (default: this machine)."""
-    plat = plat or current_platform()
     if path is None:
         text = resources.files("e2e_harness").joinpath("tools.yaml").read_text()
         where = "e2e_harness/tools.yaml"
     else:
         text, where = Path(path).read_text(), str(path)
+    return load_manifest_text(text, where, plat)
+
+
+def load_manifest_text(text: str, where: str, plat: str | None = None) -> list[Tool]:
+    """The tool pins of a manifest's ``text`` (``where`` names it in errors) for ``plat``."""
+    plat = plat or current_platform()
     data = yaml.safe_load(text) or {}
     os_name, arch = plat.split("-", 1)
     tools = []
@@ -75,28 +130,83 @@ def load_manifest(path: Path | None = None, plat: str | None = None) -> list[Too
             raise ToolError(f"{where}: tool {name} has no sha256 for {plat}; known: {', '.join(sums)}")
         fill = dict(version=version, os=os_name, arch=arch)
         member = spec.get("archive_member")
+        go = _go_build(name, version, spec["go"], where) if spec.get("go") is not None else None
         tools.append(Tool(name, version, url.format(**fill), str(sums[plat]).lower(),
-                          member.format(**fill) if member else None))
+                          member.format(**fill) if member else None, go))
     return tools
 
 
-def install(tools: list[Tool], dest: Path) -> list[Path]:
+GO_KEYS = {"module", "package", "ldflags", "tags", "version_args"}
+
+
+def _go_build(name: str, version: str, spec, where: str) -> GoBuild:
+    """A tool's ``go:`` block; ldflags may use {version}, {major}, {minor}, {patch}."""
+    def bad(why: str) -> ToolError:
+        return ToolError(f"{where}: tool {name}: go: {why}")
+
+    if not isinstance(spec, dict):
+        raise bad("must be a mapping with keys module, package and optionally ldflags, tags, version_args")
+    if set(spec) - GO_KEYS:
+        raise bad(f"unknown key(s) {', '.join(sorted(set(spec) - GO_KEYS))}; known: {', '.join(sorted(GO_KEYS))}")
+    module, package = spec.get("module"), spec.get("package")
+    if not isinstance(module, str) or not isinstance(package, str):
+        raise bad("needs keys module and package (strings)")
+    if package != module and not package.startswith(module + "/"):
+        raise bad(f"package {package} is not in module {module}")
+    lists = {}
+    for key in ("tags", "version_args"):
+        value = spec.get(key, [] if key == "tags" else ["version"])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad(f"{key} must be a list of strings")
+        lists[key] = tuple(value)
+    parts = re.match(r"v?(\d+)\.(\d+)\.(\d+)", version)
+    fill = dict(version=version, major=parts.group(1) if parts else "", minor=parts.group(2) if parts else "",
+                patch=parts.group(3) if parts else "")
+    try:
+        ldflags = " ".join(str(spec.get("ldflags", "")).format(**fill).split())
+    except (KeyError, IndexError, ValueError) as exc:
+        raise bad(f"ldflags: unknown placeholder or stray brace ({exc}); known: {', '.join(fill)}") from None
+    return GoBuild(module, package, ldflags, lists["tags"], lists["version_args"])
+
+
+def install(tools: list[Tool], dest: Path, from_source: bool = False) -> list[Path]:
     """Install every tool into ``dest``; returns the installed paths."""
-    return [install_one(tool, dest) for tool in tools]
+    return [install_one(tool, dest, from_source=from_source) for tool in tools]
 
 
-def install_one(tool: Tool, dest: Path) -> Path:
+def install_one(tool: Tool, dest: Path, from_source: bool = False) -> Path:
+    """Download and verify ``tool`` into ``dest``; built from its Go module when its download
+    host cannot be reached, or with ``from_source``."""
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / tool.name
     stamp = dest / f".{tool.name}.verified"
+    if from_source:
+        if tool.go is None:
+            raise ToolError(f"{tool.name} {tool.version}: --from-source, but its entry in tools.yaml has no "
+                            "go: block saying how to build it")
+        return _install_built(tool, dest, "--from-source")
     if target.exists() and stamp.exists() and stamp.read_text() == tool.stamp:
         log.info("%s %s already installed and verified", tool.name, tool.version)
         return target
     log.info("downloading %s %s from %s", tool.name, tool.version, tool.url)
-    payload = _download_verified(tool)
+    try:
+        payload = _download_verified(tool)
+    except Unreachable as exc:
+        if tool.go is None:
+            raise ToolError(f"{exc} Check your network or proxy settings.") from None
+        log.warning("%s", exc)
+        return _install_built(tool, dest, "its download host cannot be reached")
     if tool.archive_member:
         payload = _extract(tool, payload)
-    fd, tmp = tempfile.mkstemp(prefix=f".{tool.name}.", dir=dest)
+    _place(payload, target)
+    stamp.write_text(tool.stamp)
+    log.info("%s %s installed at %s", tool.name, tool.version, target)
+    return target
+
+
+def _place(payload: bytes, target: Path) -> None:
+    """Write ``target`` executable under a temporary name first: it is never half written."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
@@ -105,18 +215,99 @@ def install_one(tool: Tool, dest: Path) -> Path:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    stamp.write_text(tool.stamp)
-    log.info("%s %s installed at %s", tool.name, tool.version, target)
+
+
+def _install_built(tool: Tool, dest: Path, why: str) -> Path:
+    """Install the tool built from its Go module (built once into the cache, else copied from it)."""
+    target = dest / tool.name
+    stamp = dest / f".{tool.name}.verified"
+    binary = built_binary(tool, why)
+    payload = binary.read_bytes()
+    sha256 = hashlib.sha256(payload).hexdigest()
+    wanted = tool.built_stamp(sha256)
+    if (target.is_file() and stamp.is_file() and stamp.read_text() == wanted
+            and hashlib.sha256(target.read_bytes()).hexdigest() == sha256):
+        log.info("%s %s already installed (built from its Go module)", tool.name, tool.version)
+        return target
+    _place(payload, target)
+    stamp.write_text(wanted)
+    log.info("%s %s installed at %s (built from Go module %s@%s)", tool.name, tool.version, target,
+             tool.go.module, tool.version)
     return target
+
+
+def build_cache_dir(tool: Tool) -> Path:
+    """``<cache>/tools/<name>/<version>``: the built binary is ``bin/<name>`` in it."""
+    return gomodules.cache_root() / "tools" / tool.name / tool.version
+
+
+def built_binary(tool: Tool, why: str = "") -> Path:
+    """``tool`` built from its Go module: from the cache, else built there once (under a file lock)."""
+    go = tool.go
+    assert go is not None
+    root = build_cache_dir(tool)
+    binary, recipe_file = root / "bin" / tool.name, root / "recipe.json"
+    recipe = go.recipe(tool.version)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("%s %s: waiting for another build of it (%s)", tool.name, tool.version, lock.name)
+            fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's go commands are bounded by BUILD_TIMEOUT
+        if (binary.is_file() and recipe_file.is_file() and recipe_file.read_text() == recipe
+                and reported_version(binary, go.version_args) == tool.version):
+            log.info("%s %s: built from its Go module before (%s)", tool.name, tool.version, binary)
+            return binary
+        recipe_file.unlink(missing_ok=True)
+        log.info("building %s %s from Go module %s%s (once; cached in %s; minutes on a cold Go cache)",
+                 tool.name, tool.version, go.module, f": {why}" if why else "", binary.parent)
+        failed = f"{tool.name} {tool.version}: {why or 'installing it'}, and building it from its Go module {go.module}"
+        if shutil.which("go") is None:
+            raise ToolError(f"{failed} needs {gomodules.GO_MISSING}: install Go"
+                            + ("" if why == "--from-source" else
+                               f", or make {urlsplit(tool.url).hostname} reachable (or set HTTPS_PROXY)"))
+        try:
+            replaces = gomodules.module_replaces(go.module, tool.version)
+            gomodules.build(go.module, tool.version, [go.package], binary.parent, replaces=replaces,
+                            outputs={go.package: tool.name}, ldflags=go.ldflags, tags=go.tags,
+                            timeout=BUILD_TIMEOUT)
+        except gomodules.GoModuleError as exc:
+            raise ToolError(f"{failed} failed: {exc}") from None
+        reported = reported_version(binary, go.version_args)
+        if reported != tool.version:
+            binary.unlink(missing_ok=True)
+            raise ToolError(f"{tool.name} {tool.version}: built it from Go module {go.module}, but "
+                            f"`{tool.name} {' '.join(go.version_args)}` reports {reported or 'no version'}, "
+                            f"not {tool.version}; nothing was installed (check its go: ldflags in tools.yaml)")
+        recipe_file.write_text(recipe)
+    return binary
+
+
+def reported_version(binary: Path, args: tuple[str, ...]) -> str:
+    """The first version (vX.Y.Z) ``binary args`` prints, or '' when it prints none or does not run."""
+    try:
+        out = run([binary, *args], timeout=VERSION_TIMEOUT, check=False, what=f"{binary.name} {' '.join(args)}")
+    except CommandError:
+        return ""
+    found = VERSION.search(out.stdout + "\n" + out.stderr) if out.returncode == 0 else None
+    return found.group(0) if found else ""
 
 
 def _download_verified(tool: Tool) -> bytes:
     """Download into memory and verify before anything lands on disk."""
+    cannot = f"{tool.name} {tool.version}: cannot download {tool.url}"
     try:
         response = requests.get(tool.url, timeout=DOWNLOAD_TIMEOUT)
+    except requests.exceptions.SSLError as exc:   # reached, but not trusted: no fallback
+        raise ToolError(f"{cannot}: {exc}. Check your network or proxy settings.") from None
+    except (requests.ConnectionError, requests.Timeout) as exc:   # refused, DNS failure, timeout
+        raise Unreachable(f"{cannot}: {exc}.") from None
     except requests.RequestException as exc:
-        raise ToolError(f"{tool.name} {tool.version}: cannot download {tool.url}: {exc}. "
-                        "Check your network or proxy settings.") from None
+        raise ToolError(f"{cannot}: {exc}. Check your network or proxy settings.") from None
+    if response.status_code in UNREACHABLE_STATUSES:
+        raise Unreachable(f"{cannot}: {tool.url} answered HTTP {response.status_code} (it, or a proxy "
+                          "on the way, cannot serve it now).")
     if response.status_code != 200:
         raise ToolError(f"{tool.name} {tool.version}: {tool.url} answered HTTP {response.status_code}")
     actual = hashlib.sha256(response.content).hexdigest()
@@ -143,10 +334,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e_harness.tools",
                                      description="Install the pinned tools into a directory.")
     sub = parser.add_subparsers(dest="command", required=True)
-    inst = sub.add_parser("install", help="download and verify every pinned tool")
+    inst = sub.add_parser("install", help="download and verify every pinned tool (built from its Go module "
+                                          "when its download host cannot be reached)")
     inst.add_argument("--dest", type=Path, default=Path(".build/bin"))
     inst.add_argument("--manifest", type=Path, default=None, help="tool pins (default: the packaged tools.yaml)")
     inst.add_argument("--only", nargs="*", default=None, help="install only these tools")
+    inst.add_argument("--from-source", action="store_true",
+                      help="build the tools from their Go modules (tools.yaml's go: blocks) at the pinned "
+                           "versions instead of downloading them; needs Go and the Go module proxy")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="tools: %(message)s")
     try:
@@ -157,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ToolError(f"unknown tool(s) {', '.join(sorted(unknown))}; known: "
                                 f"{', '.join(t.name for t in tools)}")
             tools = [t for t in tools if t.name in args.only]
-        install(tools, args.dest)
+        install(tools, args.dest, from_source=args.from_source)
     except ToolError as exc:
         print(f"tools: error: {exc}", file=sys.stderr)
         return 1

@@ -16,39 +16,28 @@ published ``v0.Y.Z`` of the same release.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from ... import progress
+from ... import gomodules
 from ...commands import CommandError, run
+from ...gomodules import KUBE_MODULE, cache_root  # noqa: F401 - cache_root: others import it from here
 
 log = logging.getLogger("e2e_harness.local.binaries")
 
-KUBE_MODULE = "k8s.io/kubernetes"
 # The control plane, and the node (kubelet, kube-scheduler, kube-proxy); kubectl for `kubectl exec` and tests.
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl")
 ETCD_MODULE = "go.etcd.io/etcd/server/v3"
 COREDNS_MODULE = "github.com/coredns/coredns"
 LOCAL_PATH_MODULE = "github.com/rancher/local-path-provisioner"
-BUILD_TIMEOUT = 3600
-STAGING_REPLACE = re.compile(r"^\s*(k8s\.io/[\w.-]+)\s+=>\s+\./staging/", re.MULTILINE)
-GO_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
+GO_MISSING_HINT = "or put the binaries on PATH / in KUBEBUILDER_ASSETS"
 
-
-class BinaryError(RuntimeError):
-    pass
-
-
-def cache_root() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "e2e-harness"
+BinaryError = gomodules.GoModuleError  # what a failed download or build raises
 
 
 def _version_of(binary: Path) -> str:
@@ -129,60 +118,20 @@ def local_path_provisioner_binary(version: str, progress=log.info) -> Path:
 
 
 def _staging_replaces(version: str) -> dict[str, str]:
-    """k8s.io/kubernetes's go.mod points its staging modules at ./staging; use v0.Y.Z instead."""
-    info = _go_download(f"{KUBE_MODULE}@{version}")
-    staging = STAGING_REPLACE.findall(Path(info["GoMod"]).read_text())
-    if not staging:
-        raise BinaryError(f"{KUBE_MODULE}@{version}: no staging replace directives found in its go.mod")
-    published = "v0" + version[version.index("."):]
-    return {module: published for module in staging}
+    """k8s.io/kubernetes's staging modules at their published ``v0.Y.Z``: ``{module: "module v0.Y.Z"}``."""
+    return gomodules.kubernetes_staging_replaces(version)
 
 
 def _go_download(module_at_version: str) -> dict:
-    with tempfile.TemporaryDirectory() as scratch:
-        result = run(["go", "mod", "download", "-json", module_at_version], cwd=Path(scratch), env=GO_ENV,
-                     timeout=900, check=False, what=f"go mod download {module_at_version}")
-    info = json.loads(result.stdout or "{}")
-    if result.returncode or info.get("Error"):
-        raise BinaryError(f"cannot download {module_at_version} from the Go module proxy: "
-                          f"{info.get('Error') or result.stderr.strip()}")
-    return info
+    return gomodules.go_download(module_at_version)
 
 
 def _build(module: str, version: str, packages: list[str], dest: Path, *,
            replaces: dict[str, str] | None = None, outputs: dict[str, str] | None = None,
            ldflags: str = "") -> None:
-    """Build ``packages`` of ``module@version`` through a generated module into ``dest``."""
-    if shutil.which("go") is None:
-        raise BinaryError("building the control plane needs the Go toolchain (go on PATH); install it "
-                          "or put the binaries on PATH / in KUBEBUILDER_ASSETS")
-    dest.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="e2e-build-") as workdir:
-        work = Path(workdir)
-        lines = ["module example.local/e2e-harness-binaries", "", "go 1.24", "", f"require {module} {version}"]
-        if replaces:
-            lines += ["", "replace ("] + [f"\t{m} => {m} {v}" for m, v in sorted(replaces.items())] + [")"]
-        (work / "go.mod").write_text("\n".join(lines) + "\n")
-        imports = "\n".join(f'\t_ "{p}"' for p in packages)
-        (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
-        what = f"building {module}@{version}"
-        # go's own work dirs inside ours: removed with it however the build ends (an interrupt kills go first)
-        (work / "gotmp").mkdir()
-        env = {**GO_ENV, "GOTMPDIR": str(work / "gotmp")}
-        try:
-            with progress.step(what):  # minutes cold: the heartbeat shows it is alive
-                run(["go", "mod", "tidy"], cwd=work, env=env, timeout=BUILD_TIMEOUT,
-                    what=f"{what}: go mod tidy")
-                for package in packages:
-                    name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
-                    partial = dest / f".{name}.partial"
-                    run(["go", "build", f"-ldflags={ldflags}", "-o", partial, package], cwd=work, env=env,
-                        timeout=BUILD_TIMEOUT, what=f"{what}: go build {package}")
-                    partial.replace(dest / name)
-        except CommandError as exc:
-            raise BinaryError(str(exc)) from None
-    log.info("built %s@%s in %.0fs", module, version, time.monotonic() - started)
+    """Build ``packages`` of ``module@version`` through a generated module into ``dest`` (see gomodules.build)."""
+    gomodules.build(module, version, packages, dest, replaces=replaces, outputs=outputs, ldflags=ldflags,
+                    go_missing_hint=GO_MISSING_HINT)
 
 
 def main(argv: list[str] | None = None) -> int:
