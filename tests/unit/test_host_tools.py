@@ -1,9 +1,13 @@
-"""A Debian tool that is missing and cannot be installed (the user is not root): the exact line to run.
+"""Host tools per backend: ``make system-deps`` and the local backend's preflight, as a real non-root user.
 
-The local backend's preflight and ``make system-deps`` run here as a real non-root user
-(``nobody``, through ``setpriv`` when the tests run as root) with a PATH that has every
-tool but ``gpg`` and ``redis-server``; both must stop and print the ``sudo apt-get
-install`` line for exactly those packages (the preflight also says that the real node needs root).
+``make system-deps`` checks the tools of one backend (``BACKEND``; ``auto`` as the harness resolves
+it): the local backend's real node needs its Debian packages, k3d and existing only git, gpg and
+Go (and k3d Docker), and none of them root. Here it runs as ``nobody`` (through ``setpriv`` when
+the tests run as root) with a PATH made for each case, e.g. every tool of the local backend but
+``gpg`` and ``skopeo``; it must stop and print the ``sudo apt-get install -y`` line for exactly
+the packages that backend is missing, and pass, not root, when none is. As root it installs
+exactly those with apt-get (a stand-in apt-get here, which records its arguments). The local
+backend's preflight must say the same line, and that the real node needs root.
 """
 
 from __future__ import annotations
@@ -17,49 +21,144 @@ from pathlib import Path
 
 import pytest
 
-from e2e_harness.debian import install_hint
+from e2e_harness.backends import BACKEND_NAMES, backend_class
+from e2e_harness.debian import HOST_TOOLS, install_hint, resolve_backend
 
 from .conftest import PROJECT_DIR
+from .runner_user import as_runner_user, runner_python
 
-MISSING = ("gpg", "redis-server")
-PRESENT = ("go", "git", "bash", "unshare", "setpriv", "id", "sed",
-           # the real node's parts
-           "containerd", "ctr", "runc", "iptables", "conntrack", "ip", "nsenter", "docker-registry", "mmdebstrap",
-           "skopeo", "gcc", "busybox")
+MISSING = ("gpg", "skopeo")       # packages gnupg and skopeo
+EVERY_BACKEND = {"git", "gpg", "go", "skopeo"}
+DOCKER_ANSWERS = "#!/bin/sh\necho 27.0.0\n"
+DOCKER_WITHOUT_ENGINE = "#!/bin/sh\necho 'Cannot connect to the Docker daemon' >&2\nexit 1\n"
+RECORDING_APT_GET = '#!/bin/sh\necho "$*" >> "${0%/*}/apt-get.calls"\n'
 
 
 def test_install_hint_names_the_packages_of_the_missing_tools():
-    assert install_hint(["gpg", "unshare", "setpriv", "postgresql-15"], euid=1000) == (
+    assert install_hint(["gpg", "unshare", "nsenter", "postgresql-15"], euid=1000) == (
         "You are not root, so `make system-deps` cannot install them; run: "
-        "sudo apt-get install gnupg util-linux postgresql-15")
-    assert install_hint(["go"], euid=0) == "`make system-deps` installs them (or: apt-get install golang-go)"
+        "sudo apt-get install -y gnupg util-linux postgresql-15")
+    assert install_hint(["go"], euid=0) == "`make system-deps` installs them (or: apt-get install -y golang-go)"
+    assert install_hint(["docker", "/usr/lib/cni/bridge"], euid=1000).endswith(
+        "sudo apt-get install -y docker.io containernetworking-plugins")
+
+
+def test_every_backend_lists_its_host_tools():
+    assert set(HOST_TOOLS) | {"auto"} == set(BACKEND_NAMES)
+
+
+def test_only_the_local_backend_needs_the_node_packages():
+    assert set(HOST_TOOLS["existing"]) == EVERY_BACKEND
+    assert set(HOST_TOOLS["k3d"]) == EVERY_BACKEND | {"docker"}
+    assert set(HOST_TOOLS["local"]) >= EVERY_BACKEND | {"containerd", "runc", "/usr/lib/cni/bridge", "iptables",
+                                                        "conntrack", "ip", "nsenter", "docker-registry", "mmdebstrap",
+                                                        "skopeo", "gcc", "busybox"}
+    # The databases, the server and the controller run as pods on every backend: nothing of them on the host.
+    for tools in HOST_TOOLS.values():
+        assert not {"redis-server", "setpriv", "postgres", "mariadbd"} & set(tools)
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_auto_resolves_as_the_harness_does(answers: bool):
+    assert resolve_backend("auto", docker_available=lambda: answers) == \
+        backend_class("auto", docker_available=lambda: answers).name
 
 
 @pytest.fixture
-def as_non_root():
-    """(argv prefix that runs a command as a non-root user, PATH with every tool but MISSING)."""
-    for tool in PRESENT:
-        if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} on PATH to build a PATH that lacks only {', '.join(MISSING)}")
-    # Not under pytest's tmp_path: that is private to root, and the non-root user must read this PATH.
-    bin_dir = Path(tempfile.mkdtemp(prefix="e2e-host-tools-"))
-    try:
+def host():
+    """(argv prefix of a non-root user, a function making a PATH dir of the named tools, plus python3)."""
+    prefix = as_runner_user()
+    python = runner_python(prefix)
+    # Not under pytest's tmp_path: that is private to root, and the non-root user must read these.
+    made: list[Path] = []
+
+    def path_of(*tools: str, docker: str | None = None, apt_get: bool = False) -> str:
+        bin_dir = Path(tempfile.mkdtemp(prefix="e2e-host-tools-"))
+        made.append(bin_dir)
         bin_dir.chmod(0o755)
-        for tool in PRESENT:
-            (bin_dir / tool).symlink_to(shutil.which(tool))
-        if os.geteuid() == 0:
-            prefix = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-            if subprocess.run([*prefix, "true"], capture_output=True).returncode != 0:
-                pytest.skip("cannot switch to the user nobody with setpriv")
-        else:
-            prefix = []
-        yield prefix, str(bin_dir)
+        for tool in tools:
+            found = shutil.which(tool)
+            if found is None:
+                pytest.skip(f"needs {tool} on PATH to build a PATH that lacks only what the case leaves out")
+            (bin_dir / tool).symlink_to(found)
+        (bin_dir / "python3").symlink_to(python)
+        for name, script in (("docker", docker), ("apt-get", RECORDING_APT_GET if apt_get else None)):
+            if script is not None:
+                (bin_dir / name).write_text(script)
+                (bin_dir / name).chmod(0o755)
+        return str(bin_dir)
+
+    try:
+        yield prefix, path_of
     finally:
-        shutil.rmtree(bin_dir)
+        for bin_dir in made:
+            shutil.rmtree(bin_dir)
 
 
-def test_the_local_backend_preflight_gives_a_non_root_user_the_sudo_apt_get_line(as_non_root):
-    prefix, path = as_non_root
+def commands_of(backend: str) -> list[str]:
+    return [tool for tool in HOST_TOOLS[backend] if not tool.startswith("/")]
+
+
+def system_deps(prefix: list[str], path: str, backend: str) -> subprocess.CompletedProcess:
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("needs make")
+    return subprocess.run([*prefix, make, "--no-print-directory", "-C", str(PROJECT_DIR), "system-deps",
+                           f"BACKEND={backend}"], env={"PATH": path, "HOME": "/nonexistent", "LANG": "C.UTF-8"},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("backend, path_tools, docker, line", [
+    ("local", "local", None, "sudo apt-get install -y gnupg skopeo"),
+    ("auto", "local", DOCKER_WITHOUT_ENGINE, "sudo apt-get install -y gnupg skopeo"),   # auto: local here
+    ("k3d", "existing", None, "sudo apt-get install -y gnupg skopeo docker.io"),
+    ("existing", "existing", None, "sudo apt-get install -y gnupg skopeo"),
+], ids=["local", "auto-without-docker", "k3d", "existing"])
+def test_make_system_deps_gives_a_non_root_user_the_sudo_apt_get_line_for_its_backend(
+        host, backend, path_tools, docker, line):
+    prefix, path_of = host
+    path = path_of(*[t for t in commands_of(path_tools) if t not in MISSING], docker=docker)
+    proc = system_deps(prefix, path, backend)
+    assert proc.returncode != 0, f"make system-deps BACKEND={backend} passed without {MISSING}:\n{proc.stdout}"
+    assert line in proc.stderr.splitlines(), proc.stderr
+    assert "You are not root, so `make system-deps` cannot install them; run:" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("backend, docker", [("k3d", DOCKER_WITHOUT_ENGINE), ("existing", None),
+                                             ("auto", DOCKER_ANSWERS)])
+def test_make_system_deps_passes_a_non_root_user_without_the_local_packages_on_k3d_and_existing(
+        host, backend, docker):
+    """The local backend's packages are absent (only git, gpg and Go are there): no other backend cares."""
+    prefix, path_of = host
+    path = path_of(*sorted(EVERY_BACKEND), docker=docker)
+    proc = system_deps(prefix, path, backend)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resolved = "k3d" if backend == "auto" else backend
+    assert f"system-deps: the {resolved} backend" in proc.stdout and "all there" in proc.stdout, proc.stdout
+
+
+def test_make_system_deps_names_the_backends_for_an_unknown_one(host):
+    prefix, path_of = host
+    proc = system_deps(prefix, path_of(*sorted(EVERY_BACKEND)), "lcoal")
+    assert proc.returncode != 0
+    assert "unknown backend 'lcoal'; choose one of auto, " in proc.stderr, proc.stderr
+
+
+def test_make_system_deps_as_root_installs_exactly_what_the_backend_is_missing(host):
+    if os.geteuid() != 0:
+        pytest.skip("installs only as root")
+    _, path_of = host
+    path = path_of(*[t for t in commands_of("local") if t not in MISSING], apt_get=True)
+    proc = system_deps([], path, "local")
+    calls = (Path(path) / "apt-get.calls").read_text().splitlines()
+    assert calls == ["update -qq", "install -y -qq gnupg skopeo"], proc.stdout + proc.stderr
+    # the stand-in installed nothing: said, and failed
+    assert proc.returncode != 0 and "still missing after apt-get: gpg, skopeo" in proc.stderr, proc.stderr
+
+
+def test_the_local_backend_preflight_gives_a_non_root_user_the_sudo_apt_get_line(host):
+    prefix, path_of = host
+    path = path_of(*[t for t in commands_of("local") if t not in MISSING])
     script = """if True:
         import os, sys
         from pathlib import Path
@@ -84,19 +183,6 @@ def test_the_local_backend_preflight_gives_a_non_root_user_the_sudo_apt_get_line
     message = proc.stdout.strip()
     assert message.startswith("the local backend runs a real Kubernetes node"), message
     assert "which needs root: run as root, or use --backend k3d (Docker) or --backend existing" in message
-    assert "the local backend needs: gpg (the harness makes the backups' keys); redis-server (" in message
-    assert message.endswith("You are not root, so `make system-deps` cannot install them; run: "
-                            "sudo apt-get install gnupg redis-server"), message
-
-
-def test_make_system_deps_gives_a_non_root_user_the_sudo_apt_get_line(as_non_root):
-    prefix, path = as_non_root
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("needs make")
-    proc = subprocess.run([*prefix, make, "--no-print-directory", "-C", str(PROJECT_DIR), "system-deps"],
-                          env={"PATH": path, "HOME": "/nonexistent", "LANG": "C.UTF-8"},
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0, f"make system-deps succeeded without gpg and redis-server:\n{proc.stdout}"
-    assert "missing tools: gnupg redis-server; install them, e.g.: sudo apt-get install gnupg redis-server" \
-        in proc.stderr, proc.stderr
+    assert "the local backend needs: gpg (the harness makes the backups' keys); skopeo (" in message, message
+    assert ("You are not root, so `make system-deps` cannot install them; run: "
+            "sudo apt-get install -y gnupg skopeo") in message, message
