@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from e2e_harness.backends import BackendError, BackendUnavailable, backend_class
 from e2e_harness.backends.existing import user_kubeconfig
@@ -33,9 +34,10 @@ def test_k3d_cluster_uses_a_registry_reachable_without_hosts_edits():
     assert "--kubeconfig-update-default=false" in cmd and "--kubeconfig-switch-context=false" in cmd
     assert K3D.create_registry(41234) == ["/p/.build/bin/k3d", "registry", "create", "e2e-registry",
                                           "--port", "127.0.0.1:41234"]
-    # Images pushed to localhost:<port> (always resolvable) are pulled via the in-network name.
-    assert K3D.registry_config(41234) == ('mirrors:\n  "localhost:41234":\n    endpoint:\n'
-                                          '      - "http://k3d-e2e-registry:5000"\n')
+    # Images pushed to localhost:<port> (always resolvable) are pulled via the in-network name
+    # (ghcr.io too: tests/unit/test_k3d.py).
+    mirrors = yaml.safe_load(K3D.registry_config(41234))["mirrors"]
+    assert mirrors["localhost:41234"] == {"endpoint": ["http://k3d-e2e-registry:5000"]}
 
 
 def test_k3d_teardown_commands():
