@@ -1,8 +1,8 @@
 """CustomResourceDefinitions of the components, taken from the right place in their sources.
 
 The controller's CRDs come from ``config/crd/bases`` (the Helm chart's copies are
-stale and lack status fields the scenarios assert on); the server's from its
-chart's ``templates/crd.yaml`` (plain YAML, no templating).
+stale and lack status fields the scenarios assert on). The server's chart installs
+its own CRDs (``templates/crd.yaml``); the harness leaves them to it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from .components import ResolvedSource
 from .kube import Kube
 
 CONTROLLER_CRD_DIR = Path("config/crd/bases")
-SERVER_CRD_FILE = Path("helm/backup-repository-server/templates/crd.yaml")
 
 
 class CrdError(RuntimeError):
@@ -28,13 +27,6 @@ def controller_crds(source: ResolvedSource) -> list[dict]:
     if not files:
         raise CrdError(f"{source.component.name} at {source.revision}: no CRDs in {directory}")
     return [doc for f in files for doc in _crd_documents(f)]
-
-
-def server_crds(source: ResolvedSource) -> list[dict]:
-    path = source.path / SERVER_CRD_FILE
-    if not path.is_file():
-        raise CrdError(f"{source.component.name} at {source.revision}: {path} not found")
-    return _crd_documents(path)
 
 
 def install_crds(kube: Kube, crds: list[dict], timeout: float = 60) -> None:

@@ -70,6 +70,9 @@ def collect_bundle(kube: Kube, pod_logs: PodLogs, namespaces: Iterable[str], des
             for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
                 text = _safe(lambda: pod_logs(ns, name, container["name"]), "log")
                 write(f"{ns}/logs/{name}/{container['name']}.log", text if isinstance(text, str) else _dump(text))
+                if _restarts(pod, container["name"]):   # what the container said before it died
+                    text = _safe(lambda: kube.pod_logs(ns, name, container["name"], previous=True), "previous log")
+                    write(f"{ns}/logs/{name}/{container['name']}.previous.log", text)
     for api_version, kind in CLUSTER_KINDS:
         write(f"cluster/{kind.lower()}s.yaml", _dump(_list(kube, api_version, kind, None)))
     for name, path in (service_logs or {}).items():
@@ -81,6 +84,11 @@ def collect_bundle(kube: Kube, pod_logs: PodLogs, namespaces: Iterable[str], des
         write(name, text)
     (dest / "INDEX.txt").write_text("\n".join(sorted(index)) + "\n")
     return dest
+
+
+def _restarts(pod: dict, container: str) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return next((s.get("restartCount") or 0 for s in statuses if s.get("name") == container), 0)
 
 
 def _secrets_summary(kube: Kube, namespace: str, masker: SecretMasker) -> list[dict] | dict:

@@ -199,9 +199,10 @@ class Kube:
                               what=f"namespace {name} to be deleted (finalizers, namespace controller)")
 
     @transient
-    def pod_logs(self, namespace: str, pod: str, container: str | None = None) -> str:
+    def pod_logs(self, namespace: str, pod: str, container: str | None = None, previous: bool = False) -> str:
+        """A container's log; ``previous``: of its instance before the last restart."""
         try:
-            return self.core.read_namespaced_pod_log(pod, namespace, container=container)
+            return self.core.read_namespaced_pod_log(pod, namespace, container=container, previous=previous)
         except ApiException as exc:
             if exc.status in (400, 404):
                 return f"<no log for pod {pod} container {container or '-'}: {exc.reason}>"

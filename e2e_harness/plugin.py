@@ -71,7 +71,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="where to run: k3d (Docker), local (a real node here, as root), existing (a kubeconfig "
                          "context), auto = k3d when a Docker engine answers, else local")
     group.addoption("--keep-cluster", action="store_true", default=False,
-                    help="do not delete the cluster the backend created")
+                    help="leave the cluster running at the end; the next run (same --cluster-name) reuses it "
+                         "(k3d, local), and removes it unless it keeps it too")
+    group.addoption("--cluster-name", default="e2e-harness", metavar="NAME",
+                    help="the cluster the k3d and local backends make, keep and reuse (default: e2e-harness)")
     group.addoption("--artifacts-dir", default=None, metavar="DIR",
                     help="reports, logs and failure bundles (default: .build/artifacts/<run-id>)")
     group.addoption("--keep-namespaces", choices=KEEP_NAMESPACES, default="never",
@@ -308,7 +311,8 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
                         run_id=harness_state.run_id, keep_cluster=config.getoption("--keep-cluster"),
                         skip_server_install=knobs.skip_server_install,
                         skip_client_install=knobs.skip_client_install,
-                        kube_context=config.getoption("--kube-context"))
+                        kube_context=config.getoption("--kube-context"),
+                        cluster_name=config.getoption("--cluster-name"))
     try:
         backend: Backend = backend_class(config.getoption("--backend"))(settings)
         harness_state.backend_name = f"{backend.name} (unavailable)"

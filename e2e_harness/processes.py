@@ -186,6 +186,21 @@ class ProcessGroup:
             self.pgid = None
             self.processes = []
 
+    def detach(self) -> int | None:
+        """Leave the group's processes running beyond the harness (a kept cluster); its group id, for
+        ``stop_detached``. The watchdog is SIGKILLed first (it ignores the other signals), so that closing
+        the lifeline kills nobody; the processes are reparented to init and keep their group."""
+        with self._lock:
+            if self._watchdog is None:
+                return None
+            pgid, watchdog = self._watchdog.pid, self._watchdog
+            watchdog.kill()
+            watchdog.wait(timeout=STOP_TIMEOUT)
+            self._close_lifeline()
+            self._watchdog, self.pgid, self.processes = None, None, []
+            _LIVE_GROUPS.discard(self)
+            return pgid
+
     def _close_lifeline(self) -> None:
         if self._lifeline is not None:
             os.close(self._lifeline)
@@ -197,6 +212,33 @@ class ProcessGroup:
             os.killpg(pgid, sig)
         except ProcessLookupError:
             pass
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process is still in group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop_detached(pgid: int, what: str) -> None:
+    """Stop a detached group (``ProcessGroup.detach``) as ``ProcessGroup.stop`` stops its own: SIGTERM,
+    a bounded wait, then SIGKILL, and a bounded wait for the kernel to reap them (they are init's children)."""
+    from .waiting import Observation, WaitTimeout, poll_until
+
+    def gone() -> Observation:
+        return Observation(not group_alive(pgid), f"process group {pgid} still has members")
+
+    ProcessGroup._signal(pgid, signal.SIGTERM)
+    try:
+        poll_until(gone, what=f"{what} (process group {pgid}) to exit after SIGTERM", timeout=STOP_TIMEOUT,
+                   interval=0.1)
+    except WaitTimeout:
+        log.warning("%s (process group %s) still alive %ss after SIGTERM; killing the group", what, pgid, STOP_TIMEOUT)
+    ProcessGroup._signal(pgid, signal.SIGKILL)
+    poll_until(gone, what=f"{what} (process group {pgid}) to exit after SIGKILL", timeout=STOP_TIMEOUT, interval=0.1)
 
 
 @atexit.register

@@ -24,7 +24,13 @@ from .masking import MASKER
 
 API_GROUP = "backups.riotkit.org/v1alpha1"
 HTTP_TIMEOUT = (5, 60)
-TRANSIENT_SECONDS = 30  # 429s and "too short interval between login attempts" are retried this long
+# 429s and "too short interval between login attempts" are retried this long. The server's rate limits
+# are per client IP (pkg/http/main.go: gin-limiter keyed by ClientIP), and its chart cannot raise them
+# (templates/deployment.yaml: fixed args; main.go: no environment variables for --rate-*). The tests are
+# one client behind one port-forward; logins are 10 per minute by default, and gin-limiter refills the
+# whole bucket once per interval (ratelimit.NewBucketWithQuantum(interval, capacity, capacity)): a 429
+# on login can need up to a minute. So: one whole interval plus margin, the server's defaults untouched.
+TRANSIENT_SECONDS = 75
 
 
 class ServerApiError(RuntimeError):
@@ -111,7 +117,7 @@ class ServerClient:
         headers = kwargs.pop("headers", {})
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        retrying = Retrying(stop=stop_after_delay(TRANSIENT_SECONDS), wait=wait_exponential(0.2, max=2),
+        retrying = Retrying(stop=stop_after_delay(TRANSIENT_SECONDS), wait=wait_exponential(0.2, max=5),
                             retry=retry_if_result(_transient), retry_error_callback=lambda state: state.outcome.result())
         return retrying(lambda: self.session.request(method, self.base_url + path, headers=headers,
                                                      timeout=HTTP_TIMEOUT, **kwargs))

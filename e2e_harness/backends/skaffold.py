@@ -1,27 +1,34 @@
-"""Deploying the release with skaffold (k3d and existing backends).
+"""Deploying the release with skaffold and the components' own Helm charts, on every backend.
 
 The top-level skaffold.yaml holds one config module per piece (``subject``,
-``server``, ``controller``) whose sources are ``.build/<component>``; this module
-only builds the command line, so its use by each backend is unit-testable.
+``server``, ``controller``) whose sources are ``.build/<component>``. ``Skaffold``
+builds the command line and its environment, so its use by each backend is
+unit-testable; ``SkaffoldBackend`` publishes ko's base image to the cluster's
+registry, runs the modules in order and reaches the services by port-forward.
+What a backend adds is how its cluster is made and which registry it pushes to.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
+
+import os
+import time
 
 from .. import progress
 from ..commands import run
 from ..components import ResolvedSource
-from ..crds import controller_crds, install_crds, server_crds
+from ..crds import controller_crds, install_crds
 from ..mariadb import MariaDBAddress
 from ..postgres import PostgresAddress
-from .base import Backend, Endpoints
+from .base import Backend, BackendError, Endpoints
 from .portforward import PortForward
 
 MODULES = ("subject", "server", "controller")
+CHECK_INTERVAL = 2.0   # seconds between two looks at the components' pods
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,17 @@ class Skaffold:
     kubeconfig: Path
     kube_context: str | None
     default_repo: str | None
+    base_image: str | None = None      # ko's base (KO_DEFAULTBASEIMAGE), pushed by the harness
+    tools_dir: Path | None = None      # helm and kubectl at their pins (skaffold runs them from PATH)
+
+    def env(self) -> dict[str, str]:
+        """skaffold's environment: ko's base image and the pinned helm/kubectl first on PATH."""
+        env = {"SKAFFOLD_UPDATE_CHECK": "false"}
+        if self.base_image:
+            env["KO_DEFAULTBASEIMAGE"] = self.base_image
+        if self.tools_dir:
+            env["PATH"] = f"{self.tools_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+        return env
 
     def run_command(self, module: str, tag: str) -> list[str]:
         """``skaffold run`` for one module: build (unless prebuilt), push, deploy, wait."""
@@ -47,6 +65,18 @@ class Skaffold:
                "--update-check=false"]
         if self.kube_context:
             cmd += ["--kube-context", self.kube_context]
+        if self.default_repo:
+            cmd += ["--default-repo", self.default_repo]
+        return cmd
+
+    def render_command(self, module: str, tag: str) -> list[str]:
+        """``skaffold render`` for one module without building or reaching a cluster: the manifests the
+        deploy would apply, with images named ``<default repo>/<image>:<tag>``."""
+        if module not in MODULES:
+            raise ValueError(f"unknown skaffold module {module!r}; known: {', '.join(MODULES)}")
+        cmd = [str(self.binary), "render", "--filename", str(self.project_dir / "skaffold.yaml"),
+               "--module", module, "--tag", tag, "--digest-source=tag", "--offline=true",
+               "--update-check=false", "--interactive=false"]
         if self.default_repo:
             cmd += ["--default-repo", self.default_repo]
         return cmd
@@ -74,29 +104,80 @@ SUBJECT_MARIADB_CREDENTIALS = ("root", "harness-mariadb-password")
 SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/k3d/server.values.yaml
 
 
+def install_release_crds(kube, sources: Sequence[ResolvedSource]) -> None:
+    """The CRDs the charts do not install: the controller's from config/crd/bases, not its chart's stale
+    copies (skaffold.yaml, module controller). The server's chart installs its own (templates/crd.yaml,
+    unconditionally): applying them here too would make `helm install` refuse objects it does not own."""
+    by_name = {s.component.name: s for s in sources}
+    install_crds(kube, controller_crds(by_name["backup-maker-controller"]))
+
+
 class SkaffoldBackend(Backend):
     """Deploys CRDs, subject, server and controller with skaffold; reaches the server by port-forward."""
 
     _forwards: tuple[PortForward, ...] = ()
 
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.built_images: dict[str, str] = {}   # image reference -> what it is (digest, source revision)
+        self._deployed: dict[str, tuple[str, int]] = {}
+        self._checked_at = 0.0
+
     @abstractmethod
     def skaffold(self) -> Skaffold:
         """The skaffold invocation for this cluster (registry, kubeconfig, context)."""
 
+    def publish_base_image(self) -> str | None:
+        """Push ko's base image to the registry skaffold pushes to; its reference (None: ko's default)."""
+        from .local.image_recipes import ko_base
+        from .local.images import publish
+
+        registry = self.skaffold().default_repo
+        if not registry:
+            return None
+        recipe = ko_base()
+        with progress.step(f"publishing ko's base image to {registry}"):
+            digests = publish([recipe], registry)
+        ref = recipe.refs[0]
+        self.built_images[f"ko base {ref}"] = digests[ref]
+        return f"{registry}/{ref}"
+
     def deploy(self, sources: Sequence[ResolvedSource]) -> None:
-        by_name = {s.component.name: s for s in sources}
-        install_crds(self.kube, controller_crds(by_name["backup-maker-controller"]))
-        install_crds(self.kube, server_crds(by_name["backup-repository"]))
-        steps = [("subject", "subject database", False),
+        """The subject databases, the server and the controller, each by its skaffold module (images
+        built with ko from ``sources``, installed by the components' own charts, which also install
+        their CRDs). ``SKIP_SERVER_INSTALL``/``SKIP_CLIENT_INSTALL`` leave that component as deployed."""
+        revisions = {s.component.name: s.revision for s in sources}
+        if not self.settings.skip_client_install:
+            install_release_crds(self.kube, sources)
+        steps = [("subject", "subject databases and Redis", False),
                  ("server", "backup-repository server", self.settings.skip_server_install),
                  ("controller", "backup-maker-controller", self.settings.skip_client_install)]
-        if all(skip for _, _, skip in steps[1:]):
+        if all(skip for _, _, skip in steps):
+            self.record_healthy_components()
             return
-        skaffold = self.skaffold()
+        base = self.publish_base_image()
+        skaffold = replace(self.skaffold(), base_image=base)
         for module, what, skip in steps:
-            if not skip:
-                with progress.step(f"skaffold: building and deploying the {what}"):
-                    run(skaffold.run_command(module, self.settings.run_id), what=f"skaffold: {what}", timeout=1800)
+            if skip:
+                progress.say(f"skaffold: {what} left as deployed (SKIP_*_INSTALL)")
+                continue
+            with progress.step(f"skaffold: building and deploying the {what}"):
+                # One tag per cluster, not per run: images are referenced by digest, so an unchanged source
+                # renders unchanged manifests and a reused cluster is not rolled out again.
+                run(skaffold.run_command(module, self.settings.cluster_name), env=skaffold.env(),
+                    what=f"skaffold: {what}", timeout=1800)
+        # What ran, for the report: the charts got skaffold's image references (tag@digest).
+        for component, namespace in (("backup-repository", SERVER_NAMESPACE),
+                                     ("backup-maker-controller", CONTROLLER_NAMESPACE)):
+            for deployment in self.kube.list("apps/v1", "Deployment", namespace):
+                for container in deployment["spec"]["template"]["spec"]["containers"]:
+                    at = f" at {revisions[component]}" if component in revisions else ""
+                    self.built_images[container["image"]] = f"{component}{at}, built by skaffold (ko)"
+        self.record_healthy_components()
+
+    def platform(self) -> dict[str, str]:
+        """Which image ran for each component, by name and digest, with its source revision."""
+        return {f"image {name}": how for name, how in self.built_images.items()}
 
     def endpoints(self) -> Endpoints:
         if not self._forwards:
@@ -124,6 +205,49 @@ class SkaffoldBackend(Backend):
 
     def diagnostic_namespaces(self) -> list[str]:
         return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE]
+
+    def component_containers(self) -> dict[str, tuple[str, int]]:
+        """``namespace/pod/container`` -> (the Deployment it belongs to, its restart count), for every
+        container of the deployed release (server, controller, subject databases, Redis)."""
+        found = {}
+        for namespace in self.diagnostic_namespaces()[:3]:
+            for pod in self.kube.list("v1", "Pod", namespace):
+                name = pod["metadata"]["name"]
+                deployment = name.rsplit("-", 2)[0]   # <deployment>-<replicaset hash>-<pod hash>
+                for status in (pod.get("status") or {}).get("containerStatuses") or []:
+                    found[f"{namespace}/{name}/{status['name']}"] = (deployment, status.get("restartCount") or 0)
+        return found
+
+    def record_healthy_components(self) -> None:
+        """What 'healthy' means for ``check_services``: the containers as they are right after the deploy."""
+        self._deployed = self.component_containers()
+
+    def check_services(self) -> None:
+        """Raise naming a component whose container died (restarted) or whose pod went away since the
+        deploy: a crash would otherwise show only as a scenario waiting until its timeout."""
+        if not self._deployed or time.monotonic() - self._checked_at < CHECK_INTERVAL:
+            return   # every wait calls this on each poll: three pod listings at most every CHECK_INTERVAL
+        self._checked_at = time.monotonic()
+        now = self.component_containers()
+        for key, (deployment, restarts) in self._deployed.items():
+            namespace, pod, container = key.split("/")
+            if key not in now:
+                raise BackendError(f"{deployment}: its pod {namespace}/{pod} is gone since the deploy; see the "
+                                   f"failure bundle's {namespace}/events.yaml")
+            if now[key][1] > restarts:
+                log = self.kube.pod_logs(namespace, pod, container, previous=True)
+                tail = "\n".join(log.splitlines()[-15:])
+                raise BackendError(f"{deployment} died: container {container} of pod {namespace}/{pod} restarted "
+                                   f"({restarts} -> {now[key][1]} restarts; {self._last_state(namespace, pod, container)})"
+                                   f"; the end of its previous log:\n{tail}")
+
+    def _last_state(self, namespace: str, pod: str, container: str) -> str:
+        obj = self.kube.get("v1", "Pod", pod, namespace) or {}
+        for status in (obj.get("status") or {}).get("containerStatuses") or []:
+            if status.get("name") == container:
+                ended = (status.get("lastState") or {}).get("terminated") or {}
+                return f"exit code {ended.get('exitCode')}, {ended.get('reason')}"
+        return "last state unknown"
 
     def stop(self) -> None:
         for forward in self._forwards:

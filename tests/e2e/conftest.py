@@ -185,7 +185,7 @@ def file_trees(cluster, backups, namespace):
 def subject_mariadb(endpoints, namespace):
     """A fresh MariaDB database to back up, named after the test; dropped afterwards."""
     if endpoints.subject_mariadb_from_tests is None:
-        pytest.skip("this backend deployed no subject MariaDB (the local backend needs Debian's mariadb-server)")
+        pytest.skip("this backend deployed no subject MariaDB (fixtures/deploy/mariadb.yaml)")
     database = SubjectMariaDB.create(endpoints.subject_mariadb_from_tests, endpoints.subject_mariadb_in_pods,
                                      "subject_" + re.sub(r"[^a-z0-9]", "_", namespace))
     yield database

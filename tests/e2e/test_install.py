@@ -49,3 +49,20 @@ def test_controller_renders_a_scheduled_backup(backups, namespace):
     for kind, name in (("ConfigMap", "install-check-backup"), ("ConfigMap", "install-check-restore"),
                        ("Secret", "install-check-backup"), ("Secret", "install-check-restore")):
         assert backups.kube.get("v1", kind, name, namespace) is not None, f"{kind} {name} was not rendered"
+
+
+def test_the_release_is_installed_by_its_own_helm_charts(cluster):
+    """The deploy path every backend shares: `helm list -A` shows the server's and the controller's releases."""
+    import json
+
+    from e2e_harness.commands import run
+
+    if cluster.settings.skip_server_install or cluster.settings.skip_client_install:
+        pytest.skip("SKIP_SERVER_INSTALL/SKIP_CLIENT_INSTALL: the components were installed outside this run")
+    helm = cluster.settings.bin_dir / "helm"
+    context = ["--kube-context", cluster.kube_context] if cluster.kube_context else []
+    listed = run([helm, "list", "--all-namespaces", "--output", "json", "--kubeconfig", cluster.kubeconfig, *context],
+                 timeout=60, what="helm list -A").stdout
+    releases = {(r["name"], r["namespace"]): r["status"] for r in json.loads(listed)}
+    assert releases.get(("server", "backups")) == "deployed", releases
+    assert releases.get(("backup-maker-controller", "backup-maker-controller")) == "deployed", releases

@@ -72,11 +72,11 @@ PHASES = {
     "node": (QUICK, r"starting the node \(containerd, kubelet, kube-proxy, kube-scheduler\) \.\.\.$",
              _named("kubelet"), "backend local: starting the cluster > starting the node"),
     "build": (QUICK, r"\] go build \S+ \.\.\.$", _named("compile", "link"),
-              "backend local: deploying the release > building the components at their pins > go build "),
-    "databases": (QUICK, r"starting PostgreSQL and Redis \.\.\.$", _named("initdb", "postgres"),
-                  "backend local: deploying the release > starting PostgreSQL and Redis"),
-    "server": (QUICK, r"starting the backup-repository server \.\.\.$", _named("backup-reposito"),
-               "backend local: deploying the release > starting the backup-repository server"),
+              "backend local: deploying the release > building backup-maker and pgbr at their pins (for their "
+              "images) > go build "),
+    "deploy": (QUICK, r"skaffold: building and deploying the subject databases and Redis \.\.\.$",
+               _named("skaffold"), "backend local: deploying the release > skaffold: building and deploying the "
+                                   "subject databases and Redis"),
     "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod, "backup of ScheduledBackup "),
     "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod, "restore of ScheduledBackup "),
     "teardown": (QUICK, r"backend local: stopping \.\.\.$", None, "backend local: stopping"),
@@ -162,14 +162,14 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
 @pytest.mark.needs_go
 def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_path, child_tmp):
     """SIGKILL allows no teardown: the services die with the harness (their watchdog), but the state
-    directory (PKI, etcd, pods' secret volumes), the databases' data and the node's parts (its network
+    directory (PKI, etcd, pods' secret volumes) and the node's parts (its network
     namespace, containerd's shims and containers, mounts, cgroups) stay, until the next run."""
     env = {**MIRROR_ENV, "TMPDIR": str(child_tmp)}
     args = ["--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys"]
     killed = ChildRun([QUICK, *args, "--artifacts-dir", str(tmp_path / "killed")], env=env, name="killed run").start()
     try:
-        killed.wait_for(killed.line_matching(PHASES["databases"][1]), "the databases starting", PHASE_TIMEOUT)
-        killed.wait_for(PHASES["databases"][2], "PostgreSQL running", 120)
+        killed.wait_for(killed.line_matching(PHASES["node"][1]), "the node starting", PHASE_TIMEOUT)
+        killed.wait_for(lambda run: run.run_id and len(run.pod_processes()) > 2, "the node's first pods running", 120)
         killed.sample()
     finally:
         killed.kill()   # SIGKILL to the harness's process group; its services are in groups of their own
@@ -179,9 +179,9 @@ def test_a_killed_run_leaves_its_secrets_on_disk_only_until_the_next_run(tmp_pat
     assert all(item.startswith(("node: ", "state directory ")) for item in left), (
         "after SIGKILL only the state directory and the node's parts (namespace, shims, containers, mounts, "
         "cgroups) should be left (the services die with the harness):\n" + "\n".join(left))
-    # The run's temp dirs (databases' data as root, the API discovery cache), each claimed by the run
+    # The run's temp dirs (the API discovery cache), each claimed by the run
     temp_dirs = sorted(child_tmp.iterdir())
-    assert temp_dirs and all((d / abandoned.OWNER_FILE).is_file() for d in temp_dirs), temp_dirs
+    assert all((d / abandoned.OWNER_FILE).is_file() for d in temp_dirs), temp_dirs
 
     after = ChildRun([QUICK, *args, "--artifacts-dir", str(tmp_path / "next")], env=env, name="next run").start()
     try:

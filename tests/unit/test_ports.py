@@ -1,8 +1,8 @@
 """A port the harness needs that is taken: the error names the service, the port, who holds it, what to do.
 
 The harness picks free loopback ports and hands them to its services. A test occupies a
-port and makes the harness pick it (the free-port picker is patched), for real services:
-Redis, PostgreSQL and etcd (the Go control plane). Two cases each: the port is taken
+port and makes the harness pick it (the free-port picker is patched), for a real service it
+starts on the host: etcd (the Go control plane; the databases run as pods). Two cases each: the port is taken
 before the service starts (caught by the check right before it), and the port is taken
 after that check (the race is lost; the service exits and its log says so).
 """
@@ -10,20 +10,18 @@ after that check (the race is lost; the service exits and its log says so).
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 
 import pytest
 
 from e2e_harness import processes
-from e2e_harness.backends.local import controlplane, databases
+from e2e_harness.backends.local import controlplane
 from e2e_harness.ports import PortInUse, bindable, listening_ports
 from e2e_harness.processes import ProcessGroup, free_port
-from e2e_harness.release import load_release
 
-from .conftest import PROJECT_DIR, control_plane_binaries
+from .conftest import control_plane_binaries
 
-SERVICES = ("redis", "server-postgres", "etcd")
+SERVICES = ("etcd",)
 
 
 @pytest.fixture
@@ -42,25 +40,7 @@ def _start(service: str, tmp_path, monkeypatch, port: int):
     picker = lambda address="127.0.0.1": next(picks, None) or free_port(address)  # noqa: E731 - the rest (etcd's peer port) really free
     group = ProcessGroup(tmp_path / "logs")
     try:
-        if service == "redis":
-            if shutil.which("redis-server") is None:
-                pytest.skip("needs redis-server (Debian's redis-server)")
-            monkeypatch.setattr(databases, "free_port", picker)
-            databases.RedisServer(group, tmp_path).start()
-        elif service == "server-postgres":
-            major = load_release(PROJECT_DIR / "release.env", environ={})["POSTGRES_VERSION"]
-            try:
-                databases.postgres_bin_dir(major)
-            except databases.DatabaseError as exc:
-                pytest.skip(str(exc))
-            monkeypatch.setattr(databases, "free_port", picker)
-            server = databases.PostgresServer("server-postgres", major, group, tmp_path)
-            try:
-                server.start()
-            finally:
-                group.stop()
-                server.cleanup()
-        else:
+        if service == "etcd":
             monkeypatch.setattr(controlplane, "free_port", picker)
             controlplane.ControlPlane(control_plane_binaries(), tmp_path, tmp_path / "logs").start()
     finally:

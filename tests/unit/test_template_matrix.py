@@ -60,28 +60,37 @@ def test_an_unknown_script_is_its_own_family_and_a_bad_definition_names_file_and
 
 
 def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
-    def published(mariadb_version):
-        recipes = release_images(RELEASE, BINARIES, mariadb_version=mariadb_version, debian_codename="bookworm")
-        return {normalise(ref) for recipe in recipes for ref in recipe.refs}
-
-    hosted = published("10.11")
+    recipes = release_images(RELEASE, BINARIES, debian_codename="bookworm")
+    hosted = {normalise(ref) for recipe in recipes for ref in recipe.refs}
     for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg15", "docker.io/mariadb:10.11", "docker.io/mariadb:10.11-rc",
-                  "docker.io/debian:bookworm-slim", "ghcr.io/riotkit-org/br-backup-maker:main"):
+                  "docker.io/debian:bookworm-slim", "ghcr.io/riotkit-org/br-backup-maker:main",
+                  # the subjects and the controller's Redis (fixtures/deploy)
+                  "postgres:15", "redis:7.0"):
         assert normalise(image) in hosted, image
     for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14", "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
                   "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
         assert normalise(image) not in hosted, image
 
-    def reason(image, mariadb_version="10.11"):
-        return unhostable_reason(image, RELEASE, mariadb_version)
+    def reason(image):
+        return unhostable_reason(image, RELEASE)
 
     assert "PostgreSQL 14" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14")
     assert "MariaDB 10.6" in reason("docker.io/mariadb:10.6") and "10.11" in reason("docker.io/mariadb:10.6")
     assert "Debian ships MariaDB, not MySQL" in reason("docker.io/mysql:8.0-debian")
     assert "no recipe builds it" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
     assert "k3d" in reason("docker.io/mariadb:10.6")
-    assert normalise("docker.io/mariadb:10.11") not in published(None)
-    assert "mariadb-server is not installed" in reason("docker.io/mariadb:10.11", None)
+
+
+def test_every_image_the_deploy_manifests_name_is_built_here():
+    """fixtures/deploy names images by Docker Hub's tags; the local node serves each of them."""
+    import yaml
+
+    hosted = {normalise(ref) for recipe in release_images(RELEASE, BINARIES) for ref in recipe.refs}
+    named = [container["image"] for path in sorted((PROJECT_DIR / "fixtures" / "deploy").glob("*.yaml"))
+             for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == "Deployment"
+             for container in doc["spec"]["template"]["spec"]["containers"]]
+    assert len(named) == 3, named
+    assert [image for image in named if normalise(image) not in hosted] == []
 
 
 def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():

@@ -36,6 +36,7 @@ POSTGRES_UID = MYSQL_UID = 999      # what the official postgres and mariadb ima
 # PostgreSQL majors Debian packages, by suite; other majors need another install function.
 DEBIAN_POSTGRESQL = {"15": "bookworm"}
 DEBIAN_MARIADB = {"10.11": "bookworm"}
+DEBIAN_REDIS = {"7.0": "bookworm"}
 
 
 # ---------------------------------------------------------------- from scratch
@@ -143,7 +144,42 @@ def local_path_provisioner(binary: Path, version: str) -> Recipe:
                   working_dir="/", refs=(f"rancher/local-path-provisioner:{version}",))
 
 
+def ko_base() -> Recipe:
+    """The base ko builds the server and the controller on (``KO_DEFAULTBASEIMAGE``), on every backend.
+
+    chainguard/static's contents (ko's default base, which no registry here serves), plus what the
+    controller's own Dockerfile gives its image and its chart relies on: the chart runs ``/manager``
+    (here a symlink to ko's ``/ko-app/backup-maker-controller``; dangling in the server's image, which
+    never runs it), and the controller writes ``./templates/{backup,restore,definition}`` below its
+    working directory ``/`` as user 65532."""
+    base = static(None, "ko-base", user=f"{NONROOT}:{NONROOT}", working_dir="/", refs=("e2e-harness/ko-base:0",))
+    controller = Layer((Symlink("manager", "ko-app/backup-maker-controller"),
+                        Dir("templates", 0o755, NONROOT, NONROOT),
+                        *(Dir(f"templates/{d}", 0o755, NONROOT, NONROOT) for d in ("backup", "restore", "definition"))),
+                       "the controller Dockerfile's layout: /manager, /templates/* owned by 65532")
+    recipe = replace(base, name="ko-base", layers=(*base.layers, controller),
+                     description="static base (chainguard/static's contents) + the controller Dockerfile's layout")
+    return replace(recipe, refs=(f"e2e-harness/ko-base:{recipe.key()}",))
+
+
 # ---------------------------------------------------------------- Debian root filesystems
+
+
+def redis(major_minor: str = "7.0") -> Recipe:
+    """``redis:<major.minor>``, the controller's lock service: Debian's redis-server (bookworm: 7.0), run
+    as the official image runs it: ``redis-server`` as user redis, protected mode off (the official
+    image patches it off at build time), no persistence of its own."""
+    suite = DEBIAN_REDIS.get(major_minor)
+    if suite is None:
+        raise NoRecipe(f"no image recipe can build Redis {major_minor} here: Debian's archive packages Redis "
+                       f"{', '.join(f'{v} ({s})' for v, s in DEBIAN_REDIS.items())} only")
+    config = ImageConfig(entrypoint=("redis-server",), cmd=("--protected-mode", "no", "--save", ""),
+                         env=(DEFAULT_PATH,), user="redis", working_dir="/data", exposed_ports=("6379/tcp",))
+    layer = Layer((Dir("data", 0o777),), "/data, as the official image's WORKDIR")
+    return Recipe(f"redis-{major_minor}", (f"library/redis:{major_minor}",), config, (layer,),
+                  Rootfs(suite, ("redis-server",)), description=f"Debian {suite} redis-server")
+
+
 
 
 def debian(codename: str) -> Recipe:
@@ -281,25 +317,24 @@ def backup_maker(binary: Path, bm_version: str) -> Recipe:
 # ---------------------------------------------------------------- what a release needs
 
 
-def release_images(release, binaries: dict[str, Path], mariadb_version: str | None = None,
-                   debian_codename: str | None = None) -> list[Recipe]:
-    """The images the pinned controller and its templates name that recipes here build.
+def release_images(release, binaries: dict[str, Path], debian_codename: str | None = None) -> list[Recipe]:
+    """The images the release's pods name that recipes here build: the subject databases and Redis
+    (fixtures/deploy), the pinned controller's backup-maker image and its templates' images.
 
     backup-maker is named only through its floating ``:main`` tag; the harness decides the build at
     BACKUP_MAKER_VERSION answers to it. pgbr at the release's PostgreSQL major must be buildable (the
     main scenarios use it); other majors are the template matrix's, and ``unhostable_reason`` names
-    why they are missing. The mariadb images (the majors Debian's archive has) only when there is a
-    MariaDB subject to back up (``mariadb_version``, the host's server); debian the codenames the
-    templates name (bookworm) and the host's."""
+    why they are missing. The mariadb images: the majors Debian's archive has; debian: the codenames
+    the templates name (bookworm) and the host's."""
+    major = release["POSTGRES_VERSION"]
     recipes = [backup_maker(binaries["backup-maker"], release["BACKUP_MAKER_VERSION"]),
-               pgbr(release["POSTGRES_VERSION"], binaries["pgbr"], release["PGBR_VERSION"])]
+               pgbr(major, binaries["pgbr"], release["PGBR_VERSION"]), postgres(major),
+               *(redis(version) for version in DEBIAN_REDIS), *(mariadb(m) for m in DEBIAN_MARIADB)]
     recipes += [debian(codename) for codename in sorted({"bookworm", debian_codename or "bookworm"})]
-    if mariadb_version:
-        recipes += [mariadb(major) for major in DEBIAN_MARIADB]
     return recipes
 
 
-def unhostable_reason(image: str, release, mariadb_version: str | None) -> str:
+def unhostable_reason(image: str, release) -> str:
     """Why ``image`` (not published by this run) cannot run on the local backend: the template
     matrix's skip reason."""
     ref = normalise(image)
@@ -317,9 +352,6 @@ def unhostable_reason(image: str, release, mariadb_version: str | None) -> str:
         if m.group(1) not in DEBIAN_MARIADB:
             return (f"image {image} needs MariaDB {m.group(1)}; Debian's archive packages MariaDB "
                     f"{', '.join(DEBIAN_MARIADB)} only{where}")
-        if not mariadb_version:
-            return (f"image {image}: there is no MariaDB subject to back up: Debian's mariadb-server is not "
-                    f"installed on this host (`make system-deps`){where}")
     if m := re.search(r"/mysql:(\d+\.\d+)", ref):
         return f"image {image} needs MySQL {m.group(1)}; Debian ships MariaDB, not MySQL{where}"
     if "kubectl" in ref:

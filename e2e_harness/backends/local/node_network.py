@@ -7,8 +7,10 @@ plugins' ``CNI-*``), the CNI bridge, the pods' veths and the ``ip_forward`` the 
 switches on exist in that namespace only: two runs at once, or a run beside the user's own
 cluster, never share a chain, and deleting the namespace removes all of it at once.
 
-Addresses: a /30 of the benchmarking range 198.18.0.0/15 (RFC 2544, never routed) per run, not
-overlapping any address on the host. Its host side (``host_ip``) is where the control plane, the
+Addresses: a /30 of 10.250.0.0/16 per run, not overlapping any address on the host. A private
+(RFC 1918) range on purpose: go-containerregistry, which ko (inside skaffold) pushes and pulls
+with, speaks plain http only to localhost and RFC 1918 addresses (``name.Registry.Scheme``), and
+the run's registry listens on ``host_ip``. Its host side (``host_ip``) is where the control plane, the
 registry and the release's host processes listen for pods; the namespace side (``node_ip``) is the
 Node's InternalIP (the kubelet's API). Pods reach the host through the namespace's default route
 (masqueraded to ``node_ip`` by the bridge plugin); nothing is forwarded beyond the host, whose own
@@ -29,7 +31,7 @@ from ...commands import CommandError, run
 
 log = logging.getLogger("e2e_harness.local.node_network")
 
-RANGE = ipaddress.ip_network("198.18.0.0/15")
+RANGE = ipaddress.ip_network("10.250.0.0/16")
 POD_CIDR = "10.88.0.0/16"        # inside the run's namespace only: the same in every run
 NETNS_DIR = Path("/run/netns")
 PREFIX = "e2e"

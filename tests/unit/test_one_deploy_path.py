@@ -1,0 +1,75 @@
+"""The local and k3d backends deploy the same thing: skaffold.yaml rendered for each differs only in the registry.
+
+Each backend's own ``skaffold()`` gives the invocation (as its deploy uses it); the manifests
+``skaffold render`` makes from the components' charts at their pins are compared with the
+registry replaced by a placeholder. ko's base image is pushed to that same registry, so it
+differs by the registry too and nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from types import SimpleNamespace
+
+import pytest
+
+from e2e_harness.backends import Settings, backend_class
+from e2e_harness.backends.skaffold import MODULES
+from e2e_harness.commands import run
+from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
+from e2e_harness.release import load_release
+
+from .conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.needs_go
+
+
+@pytest.fixture(scope="module")
+def settings(tmp_path_factory):
+    """The project's own .build (skaffold.yaml names .build/<component>), with the sources resolved there."""
+    build = PROJECT_DIR / ".build"
+    release = load_release(PROJECT_DIR / "release.env", environ={})
+    resolver = SourceResolver(build, git_mirror=git_mirror_from(None, os.environ), progress=lambda line: None)
+    for component in COMPONENTS:
+        if component.name in ("backup-repository", "backup-maker-controller"):
+            resolver.resolve(component, release.pin(component.pin_key))
+    for tool in ("skaffold", "helm"):
+        if not (build / "bin" / tool).is_file():
+            pytest.fail(f"{build / 'bin' / tool} is missing: run `make tools` (make check does)")
+    return Settings(release=release, project_dir=PROJECT_DIR, build_dir=build,
+                    artifacts_dir=tmp_path_factory.mktemp("artifacts"), run_id="render-1", cluster_name="render")
+
+
+def local_skaffold(settings, tmp_path):
+    backend = backend_class("local")(settings)
+    backend.node = SimpleNamespace(registry="10.250.7.1:40001")
+    backend.control_plane = SimpleNamespace(kubeconfig=tmp_path / "local.kubeconfig")
+    return backend.skaffold(), "10.250.7.1:40001"
+
+
+def k3d_skaffold(settings, tmp_path):
+    backend = backend_class("k3d")(settings)
+    state = settings.build_dir / f"k3d-{settings.cluster_name}.json"
+    state.write_text(json.dumps({"registry_port": 40002}))
+    try:
+        return backend.skaffold(), "localhost:40002"
+    finally:
+        state.unlink()
+
+
+def rendered(skaffold, registry: str, module: str) -> str:
+    result = run(skaffold.render_command(module, "render-1"), env=skaffold.env(), timeout=300,
+                 what=f"skaffold render --module {module}")
+    assert registry in result.stdout or module == "subject", f"the {module} images are not in {registry}"
+    return result.stdout.replace(registry, "REGISTRY")
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_local_and_k3d_render_the_same_manifests_but_for_the_registry(module, settings, tmp_path):
+    local, local_registry = local_skaffold(settings, tmp_path)
+    k3d, k3d_registry = k3d_skaffold(settings, tmp_path)
+    assert local.default_repo != k3d.default_repo
+    local_manifests = rendered(local, local_registry, module)
+    assert "kind: Deployment" in local_manifests
+    assert local_manifests == rendered(k3d, k3d_registry, module)
