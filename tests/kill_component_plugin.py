@@ -19,7 +19,7 @@ from e2e_harness.waiting import Observation, poll_until
 
 def _container_pids(cgroup_name: str, pod_uid: str) -> list[int]:
     """Host pids of the pod's processes (the node's cgroups name the pod by its uid)."""
-    needle = pod_uid.replace("-", "_")
+    needles = (f"pod{pod_uid}", f"pod{pod_uid.replace('-', '_')}")   # cgroupfs keeps the dashes, systemd not
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -27,7 +27,7 @@ def _container_pids(cgroup_name: str, pod_uid: str) -> list[int]:
                 cgroup = (entry / "cgroup").read_text()
             except OSError:
                 continue
-            if f"/{cgroup_name}/" in cgroup and needle in cgroup:
+            if f"/{cgroup_name}/" in cgroup and any(needle in cgroup for needle in needles):
                 pids.append(int(entry.name))
     return pids
 
@@ -46,6 +46,8 @@ def pytest_runtest_call(item):
             # the container's main process: the one whose parent is not in the pod (its shim is not)
             main = [pid for pid in pids if int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
                     not in pids and Path(f"/proc/{pid}/comm").read_text().strip() != "pause"]
+            if not main:
+                print(f"kill_component_plugin: no process of {name} found (pids {pids})", flush=True)
             for pid in main:
                 os.kill(pid, signal.SIGKILL)
 

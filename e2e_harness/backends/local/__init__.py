@@ -186,7 +186,8 @@ class LocalBackend(SkaffoldBackend):
         return image_recipes.unhostable_reason(image, self.settings.release)
 
     def check_services(self) -> None:
-        """Raise naming a part of the node or control plane that has died, with its log."""
+        """Raise naming a part of the node or control plane that has died, with its log, or a component
+        whose container restarted (``SkaffoldBackend.check_services``)."""
         if self.kept is not None:
             if problem := next((f"{what} (process group {pgid})" for what, pgid in self.kept.groups
                                 if not group_alive(pgid)), None):
@@ -195,6 +196,7 @@ class LocalBackend(SkaffoldBackend):
             self.control_plane.processes.check_running()
         if self.node is not None:
             self.node.check_running()
+        super().check_services()
 
     @property
     def kubeconfig(self) -> Path:
