@@ -518,7 +518,8 @@ class K3dBackend(SkaffoldBackend):
             f"{build.image.split('/', 1)[0]} mirror serves)")
 
     def unhostable_reason(self, image: str) -> str | None:
-        return unhostable_reason(image, self.settings.release, self.release_images, self.unbuilt, self.pgbr_plan)
+        return super().unhostable_reason(image) or unhostable_reason(image, self.settings.release, self.release_images,
+                                                                     self.unbuilt, self.pgbr_plan)
 
     def stop(self) -> None:
         super().stop()

@@ -10,13 +10,15 @@ What a backend adds is how its cluster is made and which registry it pushes to.
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from abc import abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
-import os
-import time
+import yaml
 
 from .. import progress
 from ..commands import run
@@ -104,6 +106,38 @@ SUBJECT_MARIADB_CREDENTIALS = ("root", "harness-mariadb-password")
 SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/k3d/server.values.yaml
 
 
+def subject_versions(project_dir: Path) -> dict[str, str]:
+    """The database each subject Deployment of ``fixtures/deploy`` runs: ``{"postgres": "15", "mariadb": "10.11"}``."""
+    versions = {}
+    for path in sorted((project_dir / "fixtures" / "deploy").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") == "Deployment":
+                for container in doc["spec"]["template"]["spec"]["containers"]:
+                    name, _, tag = container["image"].rpartition(":")
+                    versions[name.rsplit("/", 1)[-1]] = tag
+    return versions
+
+
+def subject_reason(image: str, subjects: dict[str, str]) -> str | None:
+    """Why no subject the deploy makes can serve a template of ``image`` (the same rule on every backend):
+    its dump tool must match the subject's database and major. None when one can."""
+    where = "fixtures/deploy"
+    if (m := re.search(r"(?:^|/)pgbr:.*-pg(\d+)$", image)) and "postgres" in subjects:
+        if m.group(1) != subjects["postgres"]:
+            return (f"image {image} dumps PostgreSQL {m.group(1)}; the subject PostgreSQL is "
+                    f"{subjects.get('postgres')} ({where}/postgres.yaml), and pg_dump refuses a server of "
+                    "another major than it serves faithfully")
+    if (m := re.search(r"(?:^|/)mysql:(\d+\.\d+)", image)) and "mariadb" in subjects:
+        return (f"image {image} needs a MySQL {m.group(1)} subject; the deploy has MariaDB "
+                f"{subjects.get('mariadb')} ({where}/mariadb.yaml), and mysqldump 8.0 against MariaDB fails "
+                "(Unknown table 'COLUMN_STATISTICS')")
+    if (m := re.search(r"(?:^|/)mariadb:(\d+\.\d+)", image)) and "mariadb" in subjects:
+        if m.group(1) != subjects["mariadb"]:
+            return (f"image {image} is MariaDB {m.group(1)}; the subject MariaDB is {subjects.get('mariadb')} "
+                    f"({where}/mariadb.yaml)")
+    return None
+
+
 def install_release_crds(kube, sources: Sequence[ResolvedSource]) -> None:
     """The CRDs the charts do not install: the controller's from config/crd/bases, not its chart's stale
     copies (skaffold.yaml, module controller). The server's chart installs its own (templates/crd.yaml,
@@ -174,6 +208,10 @@ class SkaffoldBackend(Backend):
                     at = f" at {revisions[component]}" if component in revisions else ""
                     self.built_images[container["image"]] = f"{component}{at}, built by skaffold (ko)"
         self.record_healthy_components()
+
+    def unhostable_reason(self, image: str) -> str | None:
+        """The rule every backend shares: a template needs a subject of its own database and major."""
+        return subject_reason(image, subject_versions(self.settings.project_dir))
 
     def platform(self) -> dict[str, str]:
         """Which image ran for each component, by name and digest, with its source revision."""

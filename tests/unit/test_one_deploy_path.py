@@ -43,7 +43,7 @@ def settings(tmp_path_factory):
 
 def local_skaffold(settings, tmp_path):
     backend = backend_class("local")(settings)
-    backend.node = SimpleNamespace(registry="10.250.7.1:40001")
+    backend.registry = "10.250.7.1:40001"   # what start() sets from its node
     backend.control_plane = SimpleNamespace(kubeconfig=tmp_path / "local.kubeconfig")
     return backend.skaffold(), "10.250.7.1:40001"
 
@@ -73,3 +73,23 @@ def test_local_and_k3d_render_the_same_manifests_but_for_the_registry(module, se
     local_manifests = rendered(local, local_registry, module)
     assert "kind: Deployment" in local_manifests
     assert local_manifests == rendered(k3d, k3d_registry, module)
+
+
+def test_every_backend_gives_a_template_a_subject_of_its_own_database_and_major(settings, tmp_path):
+    """The same rule on local and k3d: a pg14 template needs a PostgreSQL 14 subject, a MySQL template a MySQL."""
+    from e2e_harness.backends.skaffold import subject_reason, subject_versions
+
+    subjects = subject_versions(PROJECT_DIR)
+    assert subjects["postgres"] == settings.release["POSTGRES_VERSION"], (
+        "fixtures/deploy/postgres.yaml and POSTGRES_VERSION in release.env name different majors")
+    major = subjects["postgres"]
+    assert subject_reason(f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{major}", subjects) is None
+    assert subject_reason(f"docker.io/library/mariadb:{subjects['mariadb']}", subjects) is None
+    for image, why in ((f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{int(major) - 1}", f"subject PostgreSQL is {major}"),
+                       ("docker.io/library/mysql:8.0-debian", "needs a MySQL 8.0 subject"),
+                       ("docker.io/library/mariadb:10.6", f"subject MariaDB is {subjects['mariadb']}")):
+        assert why in subject_reason(image, subjects), image
+    local = backend_class("local")(settings)
+    k3d = backend_class("k3d")(settings)
+    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "mysql:8.0-debian", "mariadb:10.6"):
+        assert local.unhostable_reason(image) == k3d.unhostable_reason(image) == subject_reason(image, subjects), image

@@ -181,6 +181,8 @@ class LocalBackend(SkaffoldBackend):
         return parts
 
     def unhostable_reason(self, image: str) -> str | None:
+        if subject := super().unhostable_reason(image):
+            return subject
         if normalise(image) in self.images:
             return None
         return image_recipes.unhostable_reason(image, self.settings.release)
