@@ -45,7 +45,8 @@ class Settings:
 
     @property
     def bin_dir(self) -> Path:
-        return self.build_dir / "bin"
+        """The pinned tools, where `make tools` puts them (also when --build-dir is elsewhere)."""
+        return self.project_dir / ".build" / "bin"
 
 
 @dataclass(frozen=True)

@@ -102,4 +102,5 @@ class ExistingBackend(SkaffoldBackend):
             raise BackendUnavailable("existing backend: set SKAFFOLD_DEFAULT_REPO to a registry the cluster "
                                      "can pull from, or SKIP_SERVER_INSTALL=true SKIP_CLIENT_INSTALL=true")
         return Skaffold(self.settings.bin_dir / "skaffold", self.settings.project_dir, self.kubeconfig,
-                        self.kube_context, self._default_repo)
+                        self.kube_context, self._default_repo, tools_dir=self.settings.bin_dir,
+                        build_dir=self.settings.build_dir)

@@ -455,7 +455,8 @@ class K3dBackend(SkaffoldBackend):
     def skaffold(self) -> Skaffold:
         port = json.loads(self._state_file.read_text())["registry_port"]
         return Skaffold(self._tool("skaffold"), self.settings.project_dir, self.kubeconfig,
-                        self.kube_context, f"localhost:{port}", tools_dir=self.settings.bin_dir)
+                        self.kube_context, f"localhost:{port}", tools_dir=self.settings.bin_dir,
+                        build_dir=self.settings.build_dir)
 
     def deploy(self, sources: Sequence[ResolvedSource]) -> None:
         """backup-maker's and pgbr's images built at their pins and pushed to the cluster's registry (which

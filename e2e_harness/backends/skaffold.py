@@ -42,6 +42,34 @@ class Skaffold:
     default_repo: str | None
     base_image: str | None = None      # ko's base (KO_DEFAULTBASEIMAGE), pushed by the harness
     tools_dir: Path | None = None      # helm and kubectl at their pins (skaffold runs them from PATH)
+    build_dir: Path | None = None      # where the run's component sources are (--build-dir)
+
+    def config_file(self) -> Path:
+        """The project's skaffold.yaml, or, when the run's build dir is not ``<project>/.build``, a copy in
+        the build dir with its paths made absolute: ``.build/<component>`` to the run's sources (its
+        symlinked checkouts included), every other path to the project's file."""
+        source = self.project_dir / "skaffold.yaml"
+        if self.build_dir is None or self.build_dir.resolve() == (self.project_dir / ".build").resolve():
+            return source
+        docs = list(yaml.safe_load_all(source.read_text()))
+        for doc in docs:
+            for artifact in (doc.get("build") or {}).get("artifacts") or []:
+                artifact["context"] = self._located(artifact["context"])
+            manifests = doc.get("manifests") or {}
+            manifests["rawYaml"] = [self._located(m) for m in manifests.get("rawYaml") or []]
+            for release in ((doc.get("deploy") or {}).get("helm") or {}).get("releases") or []:
+                release["chartPath"] = self._located(release["chartPath"])
+                release["valuesFiles"] = [self._located(v) for v in release.get("valuesFiles") or []]
+        target = self.build_dir / "skaffold.yaml"
+        partial = target.with_name(f".skaffold.yaml.{os.getpid()}")
+        partial.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        partial.replace(target)   # atomic: runs sharing the build dir write the same content
+        return target
+
+    def _located(self, path: str) -> str:
+        if path.startswith(".build/"):
+            return str(self.build_dir / path.removeprefix(".build/"))
+        return str(self.project_dir / path)
 
     def env(self) -> dict[str, str]:
         """skaffold's environment: ko's base image and the pinned helm/kubectl first on PATH."""
@@ -57,7 +85,7 @@ class Skaffold:
         if module not in MODULES:
             raise ValueError(f"unknown skaffold module {module!r}; known: {', '.join(MODULES)}")
         cmd = [str(self.binary), "run",
-               "--filename", str(self.project_dir / "skaffold.yaml"),
+               "--filename", str(self.config_file()),
                "--module", module,
                "--kubeconfig", str(self.kubeconfig),
                "--tag", tag,
@@ -76,7 +104,7 @@ class Skaffold:
         deploy would apply, with images named ``<default repo>/<image>:<tag>``."""
         if module not in MODULES:
             raise ValueError(f"unknown skaffold module {module!r}; known: {', '.join(MODULES)}")
-        cmd = [str(self.binary), "render", "--filename", str(self.project_dir / "skaffold.yaml"),
+        cmd = [str(self.binary), "render", "--filename", str(self.config_file()),
                "--module", module, "--tag", tag, "--digest-source=tag", "--offline=true",
                "--update-check=false", "--interactive=false"]
         if self.default_repo:
@@ -84,7 +112,7 @@ class Skaffold:
         return cmd
 
     def delete_command(self, module: str) -> list[str]:
-        cmd = [str(self.binary), "delete", "--filename", str(self.project_dir / "skaffold.yaml"),
+        cmd = [str(self.binary), "delete", "--filename", str(self.config_file()),
                "--module", module, "--kubeconfig", str(self.kubeconfig)]
         if self.kube_context:
             cmd += ["--kube-context", self.kube_context]

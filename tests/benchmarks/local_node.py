@@ -51,9 +51,6 @@ def summary(label: str, values: list[float]) -> str:
 def measure_cluster(release, starts: int, runs: int, tmp: Path) -> None:
     start_times = []
     for i in range(starts):
-        (tmp / f"build{i}").mkdir(parents=True, exist_ok=True)
-        if not (tmp / f"build{i}" / "bin").exists():
-            (tmp / f"build{i}" / "bin").symlink_to(PROJECT_DIR / ".build" / "bin")   # the pinned tools
         settings = Settings(release=release, project_dir=PROJECT_DIR, build_dir=tmp / f"build{i}",
                             artifacts_dir=tmp / f"artifacts{i}", run_id=f"bench-{uuid.uuid4().hex[:8]}")
         backend = backend_class("local")(settings)

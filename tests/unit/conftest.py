@@ -160,8 +160,6 @@ def node_cluster(tmp_path_factory):
 
     control_plane_binaries()  # skips naming the capability when the binaries cannot be had
     root = tmp_path_factory.mktemp("node")
-    (root / "build").mkdir()
-    (root / "build" / "bin").symlink_to(PROJECT_DIR / ".build" / "bin")   # the pinned tools (`make tools`)
     settings = Settings(release=load_release(PROJECT_DIR / "release.env", environ={}), project_dir=PROJECT_DIR,
                         build_dir=root / "build", artifacts_dir=root / "artifacts",
                         run_id=f"selftest-{uuid.uuid4().hex[:8]}")

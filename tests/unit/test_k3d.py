@@ -257,7 +257,7 @@ class FakeRun:
 
 
 def _backend(tmp_path) -> K3dBackend:
-    build_dir = tmp_path / "build"
+    build_dir = tmp_path / ".build"   # the project's own: the pinned tools are in <project>/.build/bin
     (build_dir / "bin").mkdir(parents=True)
     for tool in ("k3d", "kubectl", "helm", "skaffold"):
         (build_dir / "bin" / tool).write_text("")

@@ -35,8 +35,6 @@ def host_links() -> set[str]:
 
 def test_local_backend_runs_a_job_and_stops_without_leftovers(tmp_path):
     control_plane_binaries()  # skips naming the capability when the binaries cannot be had
-    (tmp_path / "build").mkdir()
-    (tmp_path / "build" / "bin").symlink_to(PROJECT_DIR / ".build" / "bin")   # the pinned tools (`make tools`)
     settings = Settings(release=load_release(PROJECT_DIR / "release.env", environ={}), project_dir=PROJECT_DIR,
                         build_dir=tmp_path / "build", artifacts_dir=tmp_path / "artifacts", run_id="t1")
     chains_before, links_before, forward_before = host_chains(), host_links(), open("/proc/sys/net/ipv4/ip_forward").read()

@@ -93,3 +93,24 @@ def test_every_backend_gives_a_template_a_subject_of_its_own_database_and_major(
     k3d = backend_class("k3d")(settings)
     for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "mysql:8.0-debian", "mariadb:10.6"):
         assert local.unhostable_reason(image) == k3d.unhostable_reason(image) == subject_reason(image, subjects), image
+
+
+def test_a_build_dir_elsewhere_deploys_its_own_sources(settings, tmp_path):
+    """--build-dir elsewhere (the sensitivity self-tests plant checkouts there): skaffold gets a copy of
+    skaffold.yaml whose component paths are that build dir's, and every other path the project's."""
+    import yaml
+    from dataclasses import replace
+
+    elsewhere = replace(settings, build_dir=tmp_path / "build")
+    (tmp_path / "build").mkdir()
+    skaffold, _ = local_skaffold(elsewhere, tmp_path)
+    config = skaffold.config_file()
+    assert config == tmp_path / "build" / "skaffold.yaml"
+    docs = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all(config.read_text())}
+    assert docs["server"]["build"]["artifacts"][0]["context"] == str(tmp_path / "build" / "backup-repository")
+    assert docs["controller"]["deploy"]["helm"]["releases"][0]["chartPath"].startswith(
+        str(tmp_path / "build" / "backup-maker-controller") + "/")
+    assert docs["server"]["deploy"]["helm"]["releases"][0]["valuesFiles"] == [
+        str(PROJECT_DIR / "fixtures" / "deploy" / "server.values.yaml")]
+    assert docs["subject"]["manifests"]["rawYaml"][0] == str(PROJECT_DIR / "fixtures" / "deploy" / "postgres.yaml")
+    assert skaffold.run_command("server", "t")[skaffold.run_command("server", "t").index("--filename") + 1] == str(config)

@@ -165,7 +165,7 @@ class LocalBackend(SkaffoldBackend):
 
     def skaffold(self) -> Skaffold:
         return Skaffold(self.settings.bin_dir / "skaffold", self.settings.project_dir, self.kubeconfig, None,
-                        self.registry, tools_dir=self.settings.bin_dir)
+                        self.registry, tools_dir=self.settings.bin_dir, build_dir=self.settings.build_dir)
 
     def platform(self) -> dict[str, str]:
         release = self.settings.release
