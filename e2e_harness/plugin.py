@@ -388,8 +388,11 @@ def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, re
         request.node.user_properties.append((name, f"{seconds:.2f}"))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_keyboard_interrupt(excinfo) -> None:
     """Ctrl-C, SIGINT or SIGTERM: say in which phase the run was stopped; then it tears down what it started,
-    and a second Ctrl-C does not cut that short (exit status 2)."""
+    and a second Ctrl-C does not cut that short (exit status 2). First among the hooks: pytest's terminal
+    reporter can fail formatting the interrupt's traceback (a frame whose tb_lineno is None, Python 3.11),
+    and this must be said, and the teardown held, whatever it does."""
     progress.interrupted(os.environ.get("PYTEST_CURRENT_TEST"), " ".join(str(a) for a in excinfo.value.args))
     interrupts.hold_during_teardown()
