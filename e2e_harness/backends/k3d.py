@@ -431,6 +431,7 @@ class K3dBackend(SkaffoldBackend):
                 run(self.commands.create_registry(port), what="k3d registry create", timeout=300)
                 run(self.commands.create_cluster(registry_config), what="k3d cluster create", timeout=600)
             self._state_file.write_text(json.dumps({"registry_port": port}))
+            self.deploy_record().unlink(missing_ok=True)   # a new cluster runs nothing yet
         kubeconfig = run(self.commands.kubeconfig(), what="k3d kubeconfig get", secret_output=True).stdout
         self._kubeconfig.write_text(kubeconfig)
         os.chmod(self._kubeconfig, 0o600)
@@ -522,11 +523,14 @@ class K3dBackend(SkaffoldBackend):
         return super().unhostable_reason(image) or unhostable_reason(image, self.settings.release, self.release_images,
                                                                      self.unbuilt, self.pgbr_plan)
 
+    def deploy_record(self) -> Path:
+        return self.settings.build_dir / f"k3d-{self.settings.cluster_name}-deployed.json"
+
     def stop(self) -> None:
         super().stop()
         if self.settings.keep_cluster:
             return
         run(self.commands.delete_cluster(), what="k3d cluster delete", timeout=300, check=False)
         run(self.commands.delete_registry(), what="k3d registry delete", timeout=120, check=False)
-        for path in (self._state_file, self._kubeconfig):
+        for path in (self._state_file, self._kubeconfig, self.deploy_record()):
             path.unlink(missing_ok=True)

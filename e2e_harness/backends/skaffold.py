@@ -10,6 +10,8 @@ What a backend adds is how its cluster is made and which registry it pushes to.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import time
@@ -98,6 +100,41 @@ class Skaffold:
         if self.default_repo:
             cmd += ["--default-repo", self.default_repo]
         return cmd
+
+    def build_command(self, module: str, tag: str, output: Path) -> list[str]:
+        """``skaffold build`` for one module (its cache rebuilds only what changed), writing the images
+        built (``tag@digest``) to ``output`` for ``deploy_command``."""
+        cmd = [str(self.binary), "build", "--filename", str(self.config_file()), "--module", module, "--tag", tag,
+               "--cache-artifacts=true", "--file-output", str(output), "--interactive=false", "--update-check=false"]
+        if self.default_repo:
+            cmd += ["--default-repo", self.default_repo]
+        return cmd
+
+    def deploy_command(self, module: str, artifacts: Path) -> list[str]:
+        """``skaffold deploy`` of one module's chart with the images ``build_command`` wrote, and wait."""
+        cmd = [str(self.binary), "deploy", "--filename", str(self.config_file()), "--module", module,
+               "--kubeconfig", str(self.kubeconfig), "--build-artifacts", str(artifacts), "--status-check=true",
+               "--interactive=false", "--update-check=false"]
+        if self.kube_context:
+            cmd += ["--kube-context", self.kube_context]
+        if self.default_repo:
+            cmd += ["--default-repo", self.default_repo]
+        return cmd
+
+    def fingerprint(self, module: str, artifacts: Path) -> str:
+        """What a deploy of ``module`` consists of: the images built (by digest), the module's config, and
+        every file of its chart and values. Equal fingerprints deploy the same objects."""
+        digest = hashlib.sha256(artifacts.read_bytes())
+        doc = next(d for d in yaml.safe_load_all(self.config_file().read_text()) if d["metadata"]["name"] == module)
+        digest.update(json.dumps(doc, sort_keys=True).encode())
+        for release in ((doc.get("deploy") or {}).get("helm") or {}).get("releases") or []:
+            paths = [release["chartPath"], *(release.get("valuesFiles") or [])]
+            for path in (Path(p) if Path(p).is_absolute() else self.project_dir / p for p in paths):
+                files = sorted(f for f in path.resolve().rglob("*") if f.is_file()) if path.is_dir() else [path]
+                for file in files:
+                    digest.update(str(file.relative_to(path.resolve()) if path.is_dir() else file).encode())
+                    digest.update(file.read_bytes())
+        return digest.hexdigest()
 
     def render_command(self, module: str, tag: str) -> list[str]:
         """``skaffold render`` for one module without building or reaching a cluster: the manifests the
@@ -219,15 +256,36 @@ class SkaffoldBackend(Backend):
             return
         base = self.publish_base_image()
         skaffold = replace(self.skaffold(), base_image=base)
+        record = self.deploy_record()
+        deployed = json.loads(record.read_text()) if record is not None and record.is_file() else {}
+        work = self.settings.build_dir / "skaffold" / self.settings.run_id
+        work.mkdir(parents=True, exist_ok=True)
         for module, what, skip in steps:
             if skip:
                 progress.say(f"skaffold: {what} left as deployed (SKIP_*_INSTALL)")
                 continue
-            with progress.step(f"skaffold: building and deploying the {what}"):
-                # One tag per cluster, not per run: images are referenced by digest, so an unchanged source
-                # renders unchanged manifests and a reused cluster is not rolled out again.
-                run(skaffold.run_command(module, self.settings.cluster_name), env=skaffold.env(),
-                    what=f"skaffold: {what}", timeout=1800)
+            if module == "subject":   # no images of its own; its manifests are applied as they are
+                with progress.step(f"skaffold: deploying the {what}"):
+                    run(skaffold.run_command(module, self.settings.cluster_name), env=skaffold.env(),
+                        what=f"skaffold: {what}", timeout=1800)
+                continue
+            artifacts = work / f"{module}.json"
+            with progress.step(f"skaffold: building the {what}"):
+                # One tag per cluster, not per run: images are referenced by digest.
+                run(skaffold.build_command(module, self.settings.cluster_name, artifacts), env=skaffold.env(),
+                    what=f"skaffold: building the {what}", timeout=1800)
+            fingerprint = skaffold.fingerprint(module, artifacts)
+            if deployed.get(module) == fingerprint:
+                # skaffold labels pod templates with a new run id on every deploy (its helm post-renderer), so
+                # deploying an unchanged component again would roll it out for nothing.
+                progress.say(f"skaffold: the {what} is unchanged since its deploy to this cluster: left as it is")
+                continue
+            with progress.step(f"skaffold: deploying the {what}"):
+                run(skaffold.deploy_command(module, artifacts), env=skaffold.env(), what=f"skaffold: {what}",
+                    timeout=1800)
+            if record is not None:
+                deployed[module] = fingerprint
+                record.write_text(json.dumps(deployed))
         # What ran, for the report: the charts got skaffold's image references (tag@digest).
         for component, namespace in (("backup-repository", SERVER_NAMESPACE),
                                      ("backup-maker-controller", CONTROLLER_NAMESPACE)):
@@ -236,6 +294,11 @@ class SkaffoldBackend(Backend):
                     at = f" at {revisions[component]}" if component in revisions else ""
                     self.built_images[container["image"]] = f"{component}{at}, built by skaffold (ko)"
         self.record_healthy_components()
+
+    def deploy_record(self) -> Path | None:
+        """Where this cluster's deploys are recorded (module -> fingerprint), so that a reused cluster is not
+        redeployed with what it runs already; None: always deploy. Lives and dies with the cluster."""
+        return None
 
     def unhostable_reason(self, image: str) -> str | None:
         """The rule every backend shares: a template needs a subject of its own database and major."""
@@ -278,6 +341,8 @@ class SkaffoldBackend(Backend):
         found = {}
         for namespace in self.diagnostic_namespaces()[:3]:
             for pod in self.kube.list("v1", "Pod", namespace):
+                if pod["metadata"].get("deletionTimestamp"):
+                    continue   # an old replica still terminating after a rollout: not part of the release
                 name = pod["metadata"]["name"]
                 deployment = name.rsplit("-", 2)[0]   # <deployment>-<replicaset hash>-<pod hash>
                 for status in (pod.get("status") or {}).get("containerStatuses") or []:

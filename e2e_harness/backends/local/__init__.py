@@ -167,6 +167,9 @@ class LocalBackend(SkaffoldBackend):
         return Skaffold(self.settings.bin_dir / "skaffold", self.settings.project_dir, self.kubeconfig, None,
                         self.registry, tools_dir=self.settings.bin_dir, build_dir=self.settings.build_dir)
 
+    def deploy_record(self) -> Path:
+        return self.state_dir / "deployed.json"   # the cluster's own directory: a fresh cluster has none
+
     def platform(self) -> dict[str, str]:
         release = self.settings.release
         tools = {f"{tool} (deploy tool)": (self.settings.bin_dir / f".{tool}.verified").read_text().strip()
