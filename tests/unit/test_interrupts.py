@@ -14,8 +14,8 @@ the child only, as a terminal's Ctrl-C would reach the harness, and then require
   ``TMPDIR``, where the harness's temp dirs go) is empty, and no ``/tmp/e2e-*`` directory
   that its processes named is left.
 
-Phases: the control plane starting, the real node starting, a component build (``go build``), PostgreSQL and
-Redis starting, the server starting, a backup Job's pod running, a restore Job's pod
+Phases: the control plane starting, the real node starting, a component build (``go build``), skaffold deploying the
+controller's chart, a backup Job's pod running, a restore Job's pod
 running, and the teardown. Builds are cached in ``~/.cache/e2e-harness``, so a normal run
 passes the build phase in a second, too fast to hit; the build case gives the child an
 empty build cache of its own (``XDG_CACHE_HOME``; the control plane binaries are handed
@@ -74,9 +74,9 @@ PHASES = {
     "build": (QUICK, r"\] go build \S+ \.\.\.$", _named("compile", "link"),
               "backend local: deploying the release > building backup-maker and pgbr at their pins (for their "
               "images) > go build "),
-    "deploy": (QUICK, r"skaffold: building and deploying the subject databases and Redis \.\.\.$",
-               _named("skaffold"), "backend local: deploying the release > skaffold: building and deploying the "
-                                   "subject databases and Redis"),
+    "deploy": (QUICK, r"skaffold: deploying the backup-maker-controller \.\.\.$",
+               _named("skaffold"), "backend local: deploying the release > skaffold: deploying the "
+                                   "backup-maker-controller"),
     "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod, "backup of ScheduledBackup "),
     "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod, "restore of ScheduledBackup "),
     "teardown": (QUICK, r"backend local: stopping \.\.\.$", None, "backend local: stopping"),
