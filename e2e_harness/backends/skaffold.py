@@ -33,6 +33,7 @@ from .portforward import PortForward
 
 MODULES = ("subject", "server", "controller")
 CHECK_INTERVAL = 2.0   # seconds between two looks at the components' pods
+SUBJECT_READY_TIMEOUT = 300   # as skaffold's statusCheckDeadlineSeconds
 
 
 @dataclass(frozen=True)
@@ -268,6 +269,7 @@ class SkaffoldBackend(Backend):
                 with progress.step(f"skaffold: deploying the {what}"):
                     run(skaffold.run_command(module, self.settings.cluster_name), env=skaffold.env(),
                         what=f"skaffold: {what}", timeout=1800)
+                    self._wait_subjects_ready()
                 continue
             artifacts = work / f"{module}.json"
             with progress.step(f"skaffold: building the {what}"):
@@ -294,6 +296,23 @@ class SkaffoldBackend(Backend):
                     at = f" at {revisions[component]}" if component in revisions else ""
                     self.built_images[container["image"]] = f"{component}{at}, built by skaffold (ko)"
         self.record_healthy_components()
+
+    def _wait_subjects_ready(self) -> None:
+        """Every subject Deployment's pods ready. skaffold's status check cannot see them: it finds pods by
+        its run-id label, which the subject's pod templates do not get (skaffold.yaml, resourceSelector), and
+        the server must not start before its PostgreSQL answers."""
+        def ready(obj: dict | None) -> tuple[bool, str]:
+            if obj is None:
+                return False, "absent"
+            status, wanted = obj.get("status") or {}, (obj.get("spec") or {}).get("replicas", 1)
+            done = (status.get("observedGeneration", 0) >= obj["metadata"].get("generation", 0)
+                    and status.get("updatedReplicas", 0) == wanted and status.get("readyReplicas", 0) == wanted)
+            return done, f"{status.get('readyReplicas', 0)}/{wanted} ready, {status.get('updatedReplicas', 0)} updated"
+
+        for name in subject_versions(self.settings.project_dir):
+            self.kube.wait_for("apps/v1", "Deployment", name, ready, namespace=SUBJECT_NAMESPACE,
+                               timeout=SUBJECT_READY_TIMEOUT, what=f"the subject Deployment {SUBJECT_NAMESPACE}/{name} "
+                               "to have its pods ready (readinessProbe in fixtures/deploy)")
 
     def deploy_record(self) -> Path | None:
         """Where this cluster's deploys are recorded (module -> fingerprint), so that a reused cluster is not
