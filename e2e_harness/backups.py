@@ -259,6 +259,9 @@ class Backups:
         pods = self._pods_of(job)
         logs = "\n".join(self.pod_logs(self.namespace, p["metadata"]["name"], c["name"])
                          for p in pods for c in (p["spec"].get("initContainers") or []) + p["spec"]["containers"])
+        # A pod the kubelet ended (an eviction) says why in its status, not in its log.
+        logs += "".join(f"\npod {p['metadata']['name']}: {p['status']['reason']}: {p['status'].get('message', '')}"
+                        for p in pods if (p.get("status") or {}).get("reason"))
         result = ActionResult(name, action, final, job, pods, MASKER.mask(logs), time.monotonic() - started)
         self.results.append(result)
         return result
