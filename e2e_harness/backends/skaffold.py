@@ -358,7 +358,7 @@ class SkaffoldBackend(Backend):
         """``namespace/pod/container`` -> (the Deployment it belongs to, its restart count), for every
         container of the deployed release (server, controller, subject databases, Redis)."""
         found = {}
-        for namespace in self.diagnostic_namespaces()[:3]:
+        for namespace in (SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE):
             for pod in self.kube.list("v1", "Pod", namespace):
                 if pod["metadata"].get("deletionTimestamp"):
                     continue   # an old replica still terminating after a rollout: not part of the release
