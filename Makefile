@@ -12,6 +12,9 @@ BIN := $(BUILD)/bin
 BACKEND ?= auto
 TOOLS_MANIFEST ?=
 PYTEST_ARGS ?=
+# Scenarios run concurrently on one cluster (pytest-xdist); `auto`: the harness's count for this machine
+# (pytest_xdist_auto_num_workers in e2e_harness/plugin.py). E2E_WORKERS=0 runs them one at a time.
+E2E_WORKERS ?= auto
 # Component sources from git bundles when a mirror directory sits beside the checkout (this
 # machine, its CI); users without one clone from the git hosting. See README, "Component sources".
 E2E_GIT_MIRROR ?= $(if $(wildcard ../shared/mirrors/*.bundle),$(abspath ../shared/mirrors))
@@ -62,7 +65,7 @@ check: local-binaries lint-tools tools
 # Every backend deploys with the pinned skaffold and helm, so `make tools` runs whatever BACKEND is.
 test: system-deps
 	@$(MAKE) --no-print-directory tools
-	PATH="$(abspath $(BIN)):$$PATH" $(VENV)/bin/python -m pytest tests/e2e --backend $(BACKEND) \
+	PATH="$(abspath $(BIN)):$$PATH" $(VENV)/bin/python -m pytest tests/e2e --backend $(BACKEND) -n $(E2E_WORKERS) \
 	  --capture=sys --junitxml $(BUILD)/junit-e2e.xml $(PYTEST_ARGS)
 
 clean:

@@ -28,9 +28,10 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def claim(directory: Path) -> None:
-    """Mark ``directory`` as this process's, so that a later run removes it if this one cannot."""
-    pid = os.getpid()
+def claim(directory: Path, pid: int | None = None) -> None:
+    """Mark ``directory`` as this process's (or process ``pid``'s), so that a later run removes it if the owner
+    cannot."""
+    pid = pid or os.getpid()
     (directory / OWNER_FILE).write_text(f"{pid} {_start_time(pid)}\n")
 
 

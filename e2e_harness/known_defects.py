@@ -81,8 +81,12 @@ class Occurrences:
         self._lock = threading.Lock()
 
     def add(self, defect: KnownDefect) -> None:
+        self.add_count(defect.id, 1)
+
+    def add_count(self, defect_id: str, count: int) -> None:
+        """``count`` more of ``defect_id`` (a pytest-xdist worker's counts, merged by the controller)."""
         with self._lock:
-            self._counts[defect.id] = self._counts.get(defect.id, 0) + 1
+            self._counts[defect_id] = self._counts.get(defect_id, 0) + count
 
     def counts(self) -> dict[str, int]:
         with self._lock:

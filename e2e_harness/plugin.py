@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from . import interrupts, progress
+from . import interrupts, progress, shared_cluster
 from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
 from .backups import Backups
 from .components import COMPONENTS, ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
+from .shared_cluster import SharedCluster
 from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
 from .known_defects import OCCURRENCES, KnownDefectHit, KnownDefectsError, template_defects
@@ -55,6 +56,7 @@ class HarnessState:
     platform: dict[str, str] = field(default_factory=dict)   # what ran under the release (Backend.platform)
     all_skipped: bool = False
     bundles: dict[str, Path] = field(default_factory=dict)
+    worker: str | None = None       # gw0, gw1... in a pytest-xdist worker
     report_path: Path | None = None
     templates: list[TemplateDefinition] | None = None  # the matrix, read at collection
 
@@ -92,11 +94,39 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "e2e: scenario test that needs a running backend")
     config.addinivalue_line("markers", "template_family(name): a template-matrix scenario only for that family")
     project_dir = Path(config.rootpath)
-    run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
     build_dir = Path(config.getoption("--build-dir") or project_dir / ".build").absolute()
-    artifacts = Path(config.getoption("--artifacts-dir") or build_dir / "artifacts" / run_id).absolute()
-    config.stash[STATE] = HarnessState(run_id, project_dir, build_dir, artifacts)
+    given = getattr(config, "workerinput", {})   # a pytest-xdist worker: the controller's run id
+    run_id = given.get(shared_cluster.RUN_ID) or time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+    artifacts = Path(given.get(shared_cluster.ARTIFACTS_DIR) or config.getoption("--artifacts-dir")
+                     or build_dir / "artifacts" / run_id).absolute()
+    config.stash[STATE] = HarnessState(run_id, project_dir, build_dir, artifacts,
+                                       worker=shared_cluster.worker_id(config))
     config.stash[REPORTS] = {}
+    config.pluginmanager.register(_Reports(config), "e2e-harness-reports")
+    if shared_cluster.is_controller(config):
+        config.pluginmanager.register(_Controller(config), "e2e-harness-controller")
+
+
+# Workers per CPU for `-n auto`: a scenario mostly waits (for the controller, for pods), so a worker per
+# core leaves the cores idle; the cluster's own processes need their share too.
+WORKERS_PER_CPU = 2
+MAX_WORKERS = 8
+MEMORY_PER_WORKER = 1 << 30   # a worker's Python, its port-forwards and the pods of its scenario
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: WORKERS_PER_CPU per usable CPU, at most MAX_WORKERS, and no more than the available
+    memory holds (MEMORY_PER_WORKER each)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    by_memory = MAX_WORKERS
+    try:
+        available_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                            if line.startswith("MemAvailable:"))
+        by_memory = max(1, available_kb * 1024 // MEMORY_PER_WORKER)
+    except (OSError, StopIteration, ValueError):
+        pass
+    return max(1, min(cpus * WORKERS_PER_CPU, MAX_WORKERS, by_memory))
 
 
 def _interrupt_on_sigterm(signum, frame) -> None:
@@ -107,8 +137,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # A CI cancel or `kill` sends SIGTERM: stop like Ctrl-C, so every fixture tears down what it started.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    worker = session.config.stash[STATE].worker
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
+    if worker is not None:   # a worker's terminal is not shown; its stderr is the console's
+        progress.configure(lambda line: os.write(2, (line + "\n").encode()), MASKER.mask, label=progress.test_label(worker))
+    elif reporter is not None:
         progress.configure(lambda line: reporter.write_line(line), MASKER.mask)
 
 
@@ -170,10 +203,26 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("procedure_template", params)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test using the cluster is a scenario (marker e2e): the reports carry it to xdist's controller."""
+    for item in items:
+        if "cluster" in getattr(item, "fixturenames", ()) and item.get_closest_marker("e2e") is None:
+            item.add_marker(pytest.mark.e2e)
+
+
+class _Reports:
+    """Every phase's report, by test, in the order they ran (in xdist's controller: the workers' reports)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    def pytest_runtest_logreport(self, report) -> None:
+        self.config.stash[REPORTS].setdefault(report.nodeid, {})[report.when] = report
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
-    item.config.stash[REPORTS].setdefault(item.nodeid, {})[report.when] = report
     if report.failed:
         _attach_failure_bundle(item, report)
         masked = MASKER.mask(str(report.longrepr))
@@ -209,19 +258,93 @@ def _attach_failure_bundle(item: pytest.Item, report) -> None:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
-    """Report the release; and a run whose scenarios were all skipped did not test it: not green."""
+    """Report the release; and a run whose scenarios were all skipped did not test it: not green.
+
+    A pytest-xdist worker hands what it learnt to the controller instead (``_worker_output``), which
+    reports for the whole run."""
     state = session.config.stash[STATE]
+    if state.worker is not None:
+        if hasattr(session.config, "workeroutput"):
+            session.config.workeroutput[shared_cluster.WORKER_OUTPUT] = _worker_output(state)
+        return
     if state.release is not None and not session.config.option.collectonly:
         _write_reports(session, state)
-    scenarios = [i for i in session.items if "cluster" in getattr(i, "fixturenames", ())]
-    if not scenarios or exitstatus != pytest.ExitCode.OK or session.config.option.collectonly:
+    if exitstatus != pytest.ExitCode.OK or session.config.option.collectonly:
         return
-    reports = session.config.stash[REPORTS]
-    ran = [i for i in scenarios if any(not r.skipped for r in reports.get(i.nodeid, {}).values()
-                                       if r.when == "call")]
+    scenarios = {nodeid: reports for nodeid, reports in session.config.stash[REPORTS].items()
+                 if any("e2e" in r.keywords for r in reports.values())}
+    if not scenarios:
+        return
+    ran = [nodeid for nodeid, reports in scenarios.items()
+           if any(not r.skipped for r in reports.values() if r.when == "call")]
     if not ran:
         session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
-        session.config.stash[STATE].all_skipped = True
+        state.all_skipped = True
+
+
+def _worker_output(state: HarnessState) -> dict:
+    """What the controller's report needs from a worker: plain data (it crosses execnet)."""
+    return {"release_loaded": state.release is not None,
+            "backend": state.backend_name, "platform": state.platform,
+            "sources": [{"component": s.component.name, "path": str(s.path), "origin": s.origin,
+                         "revision": s.revision, "detail": s.detail} for s in state.sources],
+            "occurrences": OCCURRENCES.counts(), "secrets": MASKER.values()}
+
+
+def _merge_worker_output(config: pytest.Config, output: dict) -> None:
+    """A worker's output into the controller's state (its secrets into the masker before anything is written)."""
+    for value in output.get("secrets", ()):
+        MASKER.add(value)
+    for defect_id, count in output.get("occurrences", {}).items():
+        OCCURRENCES.add_count(defect_id, count)
+    if not output.get("release_loaded"):
+        return
+    state = _load_inputs(config)
+    if output.get("backend") and (not state.backend_name or "(unavailable)" in state.backend_name):
+        state.backend_name = output["backend"]
+    state.platform.update(output.get("platform") or {})
+    if not state.sources and output.get("sources"):
+        by_name = {c.name: c for c in COMPONENTS}
+        state.sources = [ResolvedSource(by_name[s["component"]], state.release.pin(by_name[s["component"]].pin_key),
+                                        Path(s["path"]), s["origin"], s["revision"], s["detail"])
+                         for s in output["sources"]]
+
+
+class _Controller:
+    """pytest-xdist's main process: hands the workers one run id, gathers what they learnt, and removes the
+    cluster they shared after the last one has ended (shared_cluster.py)."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node) -> None:
+        state = self.config.stash[STATE]
+        node.workerinput[shared_cluster.RUN_ID] = state.run_id
+        node.workerinput[shared_cluster.ARTIFACTS_DIR] = str(state.artifacts_dir)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error) -> None:
+        output = getattr(node, "workeroutput", {}).get(shared_cluster.WORKER_OUTPUT)
+        if output:
+            _merge_worker_output(self.config, output)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """After xdist has ended its workers (its own sessionfinish): remove the run's cluster, once."""
+        state = self.config.stash[STATE]
+        shared = SharedCluster(state.build_dir, state.run_id)
+        record = shared.read()
+        if record is None:
+            return
+        what = f"backend {record['backend']}: removing the run's cluster"
+        if self.config.getoption("--keep-cluster"):
+            what = f"backend {record['backend']}: keeping the run's cluster for the next run"
+        with interrupts.deferred(what), progress.step(what):
+            settings = _settings(self.config, _load_inputs(self.config), shared=True,
+                                 keep_cluster=self.config.getoption("--keep-cluster"))
+            backend_class(record["backend"])(settings).release_shared()
+            shared.remove()
 
 
 def _write_reports(session: pytest.Session, state: HarnessState) -> None:
@@ -233,10 +356,7 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
                                               state.platform):
             xml.add_global_property(name, value)
     results = []
-    for item in session.items:
-        reports = session.config.stash[REPORTS].get(item.nodeid, {})
-        if not reports:
-            continue
+    for nodeid, reports in session.config.stash[REPORTS].items():
         outcome = "passed"
         reason = ""
         for when in ("setup", "call", "teardown"):
@@ -252,13 +372,22 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
                 outcome = "skipped"
                 reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
                 reason = reason.removeprefix("Skipped: ")
-        results.append(TestResult(item.nodeid, outcome, sum(r.duration for r in reports.values()),
-                                  state.bundles.get(item.nodeid), MASKER.mask(reason)))
+        results.append(TestResult(nodeid, outcome, sum(r.duration for r in reports.values()),
+                                  _bundle_of(reports), MASKER.mask(reason)))
     seen = OCCURRENCES.counts()
     defects = [(d, seen.get(d.id, 0)) for d in load_known_defects() if d.applies(state.release)]
     text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects,
                            state.platform)
     state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
+
+
+def _bundle_of(reports: dict) -> Path | None:
+    """The failure bundle a test's reports name (``_attach_failure_bundle``), if any."""
+    for report in reports.values():
+        for name, content in report.sections:
+            if name == "failure bundle" and content.startswith("/"):
+                return Path(content)
+    return None
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
@@ -301,18 +430,25 @@ def components(release: Release, harness_state: HarnessState) -> list[ResolvedSo
     return harness_state.sources
 
 
+def _settings(config: pytest.Config, state: HarnessState, *, keep_cluster: bool, shared: bool) -> Settings:
+    knobs = state.knobs
+    return Settings(release=state.release, project_dir=state.project_dir, build_dir=state.build_dir,
+                    artifacts_dir=state.artifacts_dir, run_id=state.run_id, keep_cluster=keep_cluster,
+                    skip_server_install=knobs.skip_server_install, skip_client_install=knobs.skip_client_install,
+                    kube_context=config.getoption("--kube-context"), cluster_name=config.getoption("--cluster-name"),
+                    shared=shared)
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest, release: Release, harness_state: HarnessState):
-    """The backend, started and with the release deployed; stopped at the end of the session."""
+    """The backend, started and with the release deployed; stopped at the end of the session.
+
+    In a pytest-xdist worker the cluster is the run's, shared by every worker: the first prepares it,
+    the others attach; none stops it (the controller removes it after the last worker)."""
     config = request.config
-    knobs = harness_state.knobs
-    settings = Settings(release=release, project_dir=harness_state.project_dir,
-                        build_dir=harness_state.build_dir, artifacts_dir=harness_state.artifacts_dir,
-                        run_id=harness_state.run_id, keep_cluster=config.getoption("--keep-cluster"),
-                        skip_server_install=knobs.skip_server_install,
-                        skip_client_install=knobs.skip_client_install,
-                        kube_context=config.getoption("--kube-context"),
-                        cluster_name=config.getoption("--cluster-name"))
+    worker = harness_state.worker
+    settings = _settings(config, harness_state, shared=worker is not None,
+                         keep_cluster=config.getoption("--keep-cluster") or worker is not None)
     try:
         backend: Backend = backend_class(config.getoption("--backend"))(settings)
         harness_state.backend_name = f"{backend.name} (unavailable)"
@@ -322,18 +458,45 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
     harness_state.backend_name = backend.name
     sources = request.getfixturevalue("components")
     try:
-        with progress.step(f"backend {backend.name}: starting the cluster"):
-            backend.start()
-        harness_state.backend_name = f"{backend.name} (Kubernetes {backend.kube.server_version()})"
-        with progress.step(f"backend {backend.name}: deploying the release"):
-            backend.deploy(sources)
+        if worker is None:
+            _start_and_deploy(backend, sources, harness_state)
+        else:
+            _prepare_or_attach(backend, sources, harness_state, worker)
         harness_state.platform = backend.platform()
         yield backend
     finally:
         # Not cut short by Ctrl-C: a half-stopped backend leaves its state dir and databases' data behind.
-        what = f"backend {backend.name}: stopping"
+        what = f"backend {backend.name}: stopping" if worker is None else f"backend {backend.name}: detaching"
         with interrupts.deferred(what), progress.step(what):
             backend.stop()
+
+
+def _start_and_deploy(backend: Backend, sources, harness_state: HarnessState) -> None:
+    with progress.step(f"backend {backend.name}: starting the cluster"):
+        backend.start()
+    harness_state.backend_name = f"{backend.name} (Kubernetes {backend.kube.server_version()})"
+    with progress.step(f"backend {backend.name}: deploying the release"):
+        backend.deploy(sources)
+
+
+def _prepare_or_attach(backend: Backend, sources, harness_state: HarnessState, worker: str) -> None:
+    """The first worker starts the cluster and deploys the release; the next ones find both done (a kept
+    cluster, deploys whose fingerprints match) and attach. One worker at a time (shared_cluster.py)."""
+    shared = SharedCluster(harness_state.build_dir, harness_state.run_id)
+    with shared.turn(worker) as record:
+        first = record is None
+        if first:
+            shared.write(state="preparing", worker=worker, backend=backend.name)
+        try:
+            _start_and_deploy(backend, sources, harness_state)
+            backend.share()
+        except BaseException as exc:
+            if first:
+                shared.write(state="failed", worker=worker, backend=backend.name,
+                             error=MASKER.mask(f"{type(exc).__name__}: {exc}")[-4000:])
+            raise
+        if first:
+            shared.write(state="ready", worker=worker, backend=backend.name)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ in which phase it was stopped: ``interrupted`` prints ``e2e-harness: interrupted
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -21,21 +22,34 @@ HEARTBEAT_SECONDS = 30.0
 
 _write: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
 _mask: Callable[[str], str] = lambda text: text
+_label: Callable[[], str] = lambda: ""   # who says it: a pytest-xdist worker and its test
 _started = time.monotonic()
 _lock = threading.Lock()
 _active: list[str] = []                 # the steps in progress, outermost first
 _interrupted_during: str | None = None  # the steps in progress when an interrupt first went through one
 
 
-def configure(write: Callable[[str], None], mask: Callable[[str], str]) -> None:
-    """Route phase lines to ``write`` (pytest's terminal) through ``mask``."""
-    global _write, _mask, _started
-    _write, _mask, _started = write, mask, time.monotonic()
+def configure(write: Callable[[str], None], mask: Callable[[str], str],
+              label: Callable[[], str] | None = None) -> None:
+    """Route phase lines to ``write`` (pytest's terminal) through ``mask``; ``label`` names who says them."""
+    global _write, _mask, _started, _label
+    _write, _mask, _started, _label = write, mask, time.monotonic(), label or (lambda: "")
+
+
+def test_label(worker: str) -> Callable[[], str]:
+    """``gw1 test_x[pg15]``: a pytest-xdist worker's lines name it and the test it runs (or ``gw1``
+    between tests), so that concurrent scenarios' lines can be told apart."""
+    def label() -> str:
+        current = os.environ.get("PYTEST_CURRENT_TEST", "")   # "<nodeid> (setup|call|teardown)"
+        test = current.rsplit(" (", 1)[0].split("::")[-1]
+        return f"{worker} {test}".rstrip()
+    return label
 
 
 def say(message: str) -> None:
     with _lock:
-        _console(_mask(f"[e2e-harness +{time.monotonic() - _started:6.1f}s] {message}"))
+        who = _label()
+        _console(_mask(f"[e2e-harness{' ' + who if who else ''} +{time.monotonic() - _started:6.1f}s] {message}"))
 
 
 def detail(text: str) -> None:

@@ -42,6 +42,9 @@ class Settings:
     skip_client_install: bool = False
     kube_context: str | None = None
     cluster_name: str = "e2e-harness"
+    # The run's pytest-xdist workers share one cluster (shared_cluster.py): each worker keeps it at its stop
+    # (keep_cluster), and the controller removes it with release_shared().
+    shared: bool = False
 
     @property
     def bin_dir(self) -> Path:
@@ -93,6 +96,14 @@ class Backend(ABC):
     @abstractmethod
     def stop(self) -> None:
         """Release everything ``start`` and ``deploy`` created (honours keep_cluster)."""
+
+    def share(self) -> None:
+        """Make the started cluster usable by the run's other workers and outlive this one (called by each
+        worker after start and deploy). Clusters outside the harness's process (k3d's, existing) need nothing."""
+
+    def release_shared(self) -> None:
+        """In the run's controller, after the last worker: remove the shared cluster (keep it with keep_cluster)."""
+        self.stop()
 
     @property
     @abstractmethod

@@ -125,7 +125,8 @@ class LocalBackend(SkaffoldBackend):
     def _reuse_kept_cluster(self) -> bool:
         """Attach to the cluster a previous run kept (``--keep-cluster``), if it is alive; a dead one is
         removed, saying why, and the run starts a fresh cluster."""
-        kept = KeptCluster.load(self.settings.build_dir, self.settings.cluster_name)
+        names = [self.shared_name, self.settings.cluster_name] if self.settings.shared else [self.settings.cluster_name]
+        kept = next(filter(None, (KeptCluster.load(self.settings.build_dir, name) for name in names)), None)
         if kept is None:
             return False
         problem = kept.problem()
@@ -133,8 +134,9 @@ class LocalBackend(SkaffoldBackend):
             with progress.step(f"removing the kept cluster {kept.name}: {problem}"):
                 kept.teardown(self.settings.build_dir)
             return False
-        progress.say(f"reusing the cluster {kept.name} kept by run {kept.run_id} ({kept.state_dir}); it is "
-                     f"{'kept again' if self.settings.keep_cluster else 'removed'} at the end of this run")
+        if kept.name != self.shared_name:
+            progress.say(f"reusing the cluster {kept.name} kept by run {kept.run_id} ({kept.state_dir}); it is "
+                         f"{'kept again' if self.settings.keep_cluster else 'removed'} at the end of this run")
         if not self.settings.keep_cluster:
             kept.claim()
         self.kept = kept
@@ -219,8 +221,46 @@ class LocalBackend(SkaffoldBackend):
                      *(self.node.processes if self.node else [])]
         return {p.name: p.log_path for p in processes}
 
+    @property
+    def shared_name(self) -> str:
+        """The kept-cluster record of a cluster the run's workers share (removed by the run's controller)."""
+        return f"{self.settings.cluster_name}-run-{self.settings.run_id}"
+
+    def share(self) -> None:
+        """Keep this worker's cluster (or the one it attached to) under the run's own record, for the run's
+        other workers to attach to, owned by the controller (xdist's main process, this worker's parent)
+        so that a later run sweeps it should the controller be killed."""
+        if self.kept is None:
+            if not self._keep(self.shared_name):
+                raise BackendError("the cluster could not be kept for the run's other workers (see the line above)")
+            self.kept = KeptCluster.load(self.settings.build_dir, self.shared_name)
+            self.state_dir, self.raw_logs = Path(self.kept.state_dir), Path(self.kept.state_dir) / "logs"
+        elif self.kept.name != self.shared_name:   # a cluster kept by an earlier run: this run owns it now
+            self.kept = self.kept.renamed(self.settings.build_dir, self.shared_name)
+        self.kept.claim(os.getppid())
+
+    def release_shared(self) -> None:
+        """After the run's last worker: remove the cluster the workers shared, or keep it (``--keep-cluster``)
+        under the cluster's name for the next run."""
+        super().stop()
+        kept = KeptCluster.load(self.settings.build_dir, self.shared_name)
+        if kept is None:
+            return
+        self.raw_logs = Path(kept.state_dir) / "logs"
+        self._publish_masked_logs()
+        if self.settings.keep_cluster:
+            release_ownership(Path(kept.state_dir), kept.node_record)
+            kept = kept.renamed(self.settings.build_dir, self.settings.cluster_name)
+            progress.say(f"kept the cluster {kept.name} running for the next run "
+                         f"({kept.path(self.settings.build_dir, kept.name)})")
+            return
+        removed = kept.teardown(self.settings.build_dir)
+        progress.say(f"removed the run's cluster" + (f" ({', '.join(removed)})" if removed else ""))
+
     def stop(self) -> None:
         super().stop()   # port-forwards and the API client
+        if self.settings.shared and (self.kept is not None or self._keep(self.shared_name)):
+            return   # the run's controller removes it after the last worker (release_shared)
         if self.settings.keep_cluster and (self.kept is not None or self._keep()):
             self._publish_masked_logs()
             return
@@ -249,7 +289,7 @@ class LocalBackend(SkaffoldBackend):
                                    f"{', '.join(map(str, mounts[:5]))}")
             shutil.rmtree(self.state_dir)
 
-    def _keep(self) -> bool:
+    def _keep(self, name: str | None = None) -> bool:
         """Leave this run's cluster running for the next run (``--keep-cluster``): its process groups
         detached from the harness, its directories without owner, a KeptCluster record. False (the
         cluster is stopped as usual) when it never came up."""
@@ -265,11 +305,13 @@ class LocalBackend(SkaffoldBackend):
         groups = [("node agents", node.agents.detach()), ("containerd", node.runtime.detach()),
                   ("registry", node.registry_group.detach()), ("control plane", control_plane.processes.detach())]
         release_ownership(self.state_dir, node.record)
-        kept = KeptCluster(self.settings.cluster_name, self.settings.run_id, str(self.state_dir),
+        kept = KeptCluster(name or self.settings.cluster_name, self.settings.run_id, str(self.state_dir),
                            str(control_plane.kubeconfig), node.registry, [g for g in groups if g[1] is not None])
         kept.save(self.settings.build_dir)
-        progress.say(f"kept the cluster {kept.name} running for the next run ({kept.path(self.settings.build_dir, kept.name)}); "
-                     "a run without --keep-cluster reuses it and then removes it")
+        if name is None:
+            progress.say(f"kept the cluster {kept.name} running for the next run "
+                         f"({kept.path(self.settings.build_dir, kept.name)}); a run without --keep-cluster reuses it "
+                         "and then removes it")
         self.node = self.control_plane = None
         return True
 

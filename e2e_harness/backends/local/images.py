@@ -23,7 +23,6 @@ files the harness writes, plus an image config. This module
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import io
@@ -44,6 +43,7 @@ import requests
 
 from ... import progress
 from ...commands import CommandError, run
+from ...locks import exclusive
 from ...waiting import Observation, WaitTimeout, poll_until
 
 log = logging.getLogger("e2e_harness.local.images")
@@ -589,25 +589,12 @@ def _load(entry: Path, fresh: bool) -> BuiltImage:
 @contextmanager
 def _exclusive(lock_path: Path, what: str) -> Iterator[None]:
     """An exclusive flock on ``lock_path``, waited for at most BUILD_TIMEOUT seconds."""
-    with open(lock_path, "a") as handle:
-        def attempt() -> Observation:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return Observation(False, "another run holds the lock")
-            return Observation(True, "locked")
-
-        if not attempt().done:
-            progress.say(f"{what}: waiting for another run that is building it ({lock_path})")
-            try:
-                poll_until(attempt, what=f"another run's build of {what}", timeout=BUILD_TIMEOUT,
-                           interval=1.0, where=str(lock_path))
-            except WaitTimeout as exc:
-                raise ImageError(f"{exc}; if no other run is building it, remove {lock_path}") from None
-        try:
+    try:
+        with exclusive(lock_path, what=what, timeout=BUILD_TIMEOUT, say=progress.say,
+                       holder="another run that is building it"):
             yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    except WaitTimeout as exc:
+        raise ImageError(f"{exc}; if no other run is building it, remove {lock_path}") from None
 
 
 def mmdebstrap_summary(rootfs: Rootfs) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from ... import abandoned
@@ -67,12 +67,20 @@ class KeptCluster:
             kube.close()
         return None
 
-    def claim(self) -> None:
-        """This run owns the cluster now (it will tear it down): a kill of this run leaves it to the sweep."""
+    def claim(self, pid: int | None = None) -> None:
+        """This run (process ``pid``, default this one) owns the cluster now and will tear it down: a kill of
+        that process leaves it to the sweep."""
         record = self.node_record
-        abandoned.claim(Path(self.state_dir))
+        abandoned.claim(Path(self.state_dir), pid)
         if record is not None:
-            abandoned.claim(ContainerdLayout(Path(record.containerd_base), record.cgroup_name).run_dir)
+            abandoned.claim(ContainerdLayout(Path(record.containerd_base), record.cgroup_name).run_dir, pid)
+
+    def renamed(self, build_dir: Path, name: str) -> "KeptCluster":
+        """The same cluster under another record name (the old record removed)."""
+        moved = replace(self, name=name)
+        moved.save(build_dir)
+        self.path(build_dir, self.name).unlink(missing_ok=True)
+        return moved
 
     def stop_groups(self) -> None:
         """Stop every group, the kubelet's first and the control plane last; the node's containers end
