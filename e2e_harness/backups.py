@@ -121,6 +121,7 @@ class ActionResult:
     pods: list[dict]
     logs: str
     seconds: float = 0.0   # from creating the action to its health report
+    phases: dict[str, float] = field(default_factory=dict)   # render, job, health: seconds of each wait
 
     @property
     def pod_seconds(self) -> float:
@@ -166,14 +167,20 @@ class Backups:
     release: Release | None = None
     defects: list[KnownDefect] = field(default_factory=load_known_defects)
     results: list[ActionResult] = field(default_factory=list)
+    defect_hits: int = 0   # Jobs that failed with a known intermittent defect's symptom and were run again
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def timings(self) -> dict[str, float]:
         """Seconds spent per action kind, and in the Jobs' pods: for the suite's benchmark."""
-        totals = {"backup_seconds": 0.0, "restore_seconds": 0.0, "pod_seconds": 0.0}
+        totals = {"backup_seconds": 0.0, "restore_seconds": 0.0, "pod_seconds": 0.0, "backup_jobs": 0.0,
+                  "restore_jobs": 0.0, "defect_hits": float(self.defect_hits), "render_seconds": 0.0,
+                  "job_seconds": 0.0, "health_seconds": 0.0}
         for result in self.results:
             totals[f"{result.kind}_seconds"] += result.seconds
+            totals[f"{result.kind}_jobs"] += 1
             totals["pod_seconds"] += result.pod_seconds
+            for phase, seconds in result.phases.items():
+                totals[f"{phase}_seconds"] += seconds
         return totals
 
     # --- Secrets ------------------------------------------------------------------------
@@ -230,6 +237,7 @@ class Backups:
             if defect is None:
                 return result
             OCCURRENCES.add(defect)
+            self.defect_hits += 1
             progress.say(f"known defect {defect.id} hit {result.name} (attempt {attempt} of {defect.attempts})")
             if attempt >= defect.attempts:
                 return result
@@ -245,6 +253,7 @@ class Backups:
                                       what=f"RequestedBackupAction {self.namespace}/{name} to be processed "
                                            "with a Job in its ownedReferences",
                                       where="the ScheduledBackup's events and the controller's log")
+        rendered_at = time.monotonic()
         job = self._find_job(rendered, name)
         job_name = job["metadata"]["name"]
         job = self.kube.wait_for("batch/v1", "Job", job_name, self._alive(job_finished),
@@ -252,6 +261,7 @@ class Backups:
                                  what=f"Job {self.namespace}/{job_name} ({action} of {scheduled}) to be Complete or Failed",
                                  where=f"the pods of Job {job_name} and their logs")
         outcome = job_outcome(job)
+        finished_at = time.monotonic()
         final = self._wait_poking("RequestedBackupAction", name, health_reported(outcome), timeout=HEALTH_TIMEOUT,
                                   what=f"RequestedBackupAction {self.namespace}/{name} to report its Job {outcome} "
                                        "in childrenResourcesHealth (the controller's observer)",
@@ -262,7 +272,10 @@ class Backups:
         # A pod the kubelet ended (an eviction) says why in its status, not in its log.
         logs += "".join(f"\npod {p['metadata']['name']}: {p['status']['reason']}: {p['status'].get('message', '')}"
                         for p in pods if (p.get("status") or {}).get("reason"))
-        result = ActionResult(name, action, final, job, pods, MASKER.mask(logs), time.monotonic() - started)
+        now = time.monotonic()
+        result = ActionResult(name, action, final, job, pods, MASKER.mask(logs), now - started,
+                              {"render": rendered_at - started, "job": finished_at - rendered_at,
+                               "health": now - finished_at})
         self.results.append(result)
         return result
 

@@ -114,7 +114,7 @@ MAX_WORKERS = 8
 MEMORY_PER_WORKER = 1 << 30   # a worker's Python, its port-forwards and the pods of its scenario
 
 
-@pytest.hookimpl(optionalhook=True)
+@pytest.hookimpl(optionalhook=True, tryfirst=True)   # before xdist's own (one per CPU)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: WORKERS_PER_CPU per usable CPU, at most MAX_WORKERS, and no more than the available
     memory holds (MEMORY_PER_WORKER each)."""
@@ -173,6 +173,19 @@ def _resolver(state: HarnessState) -> SourceResolver:
                           progress=progress.say, git_mirror=state.git_mirror)
 
 
+def _template_definitions(config: pytest.Config) -> list[TemplateDefinition]:
+    """The template matrix: the definitions backup-maker's pinned source ships (resolved once per process)."""
+    state = _load_inputs(config)
+    if state.templates is None:
+        backup_maker = next(c for c in COMPONENTS if c.name == "backup-maker")
+        try:
+            source = _resolver(state).resolve(backup_maker, state.release.pin(backup_maker.pin_key))
+            state.templates = load_definitions(source.path)
+        except (ComponentSourceError, TemplateDefinitionError) as exc:
+            pytest.exit(f"e2e-harness: the template matrix: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    return state.templates
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """The template matrix: one case per definition in the pinned backup-maker's source.
 
@@ -183,13 +196,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "procedure_template" not in metafunc.fixturenames:
         return
     state = _load_inputs(metafunc.config)
-    if state.templates is None:
-        backup_maker = next(c for c in COMPONENTS if c.name == "backup-maker")
-        try:
-            source = _resolver(state).resolve(backup_maker, state.release.pin(backup_maker.pin_key))
-            state.templates = load_definitions(source.path)
-        except (ComponentSourceError, TemplateDefinitionError) as exc:
-            pytest.exit(f"e2e-harness: the template matrix: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+    _template_definitions(metafunc.config)
     family = metafunc.definition.get_closest_marker("template_family")
     defects = load_known_defects()
     params = []
@@ -317,6 +324,22 @@ class _Controller:
     def __init__(self, config: pytest.Config):
         self.config = config
 
+    @pytest.hookimpl(tryfirst=True)   # before xdist starts the workers (its sessionstart is trylast)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """A run of the scenarios checks its inputs here, once: a usage error in a worker's collection would
+        end as xdist's internal error instead of exit status 4 with the message."""
+        if self._runs_scenarios():
+            _template_definitions(self.config)
+
+    def _runs_scenarios(self) -> bool:
+        """Whether a path of the command line holds tests/e2e or lies in it (the controller collects nothing)."""
+        scenarios = (self.config.stash[STATE].project_dir / "tests" / "e2e").resolve()
+        for arg in self.config.args:
+            path = (self.config.invocation_params.dir / arg.split("::")[0]).resolve()
+            if path == scenarios or scenarios in path.parents or path in scenarios.parents:
+                return True
+        return False
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
         state = self.config.stash[STATE]
@@ -328,6 +351,12 @@ class _Controller:
         output = getattr(node, "workeroutput", {}).get(shared_cluster.WORKER_OUTPUT)
         if output:
             _merge_worker_output(self.config, output)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_keyboard_interrupt(self, excinfo) -> None:
+        """The controller runs no phase itself: its workers' lines say where each was stopped."""
+        if not isinstance(excinfo.value, pytest.exit.Exception):   # pytest.exit (a usage error) comes here too
+            progress.note_interrupt("the concurrent run (each worker's line names its own phase)")
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -557,5 +586,7 @@ def pytest_keyboard_interrupt(excinfo) -> None:
     and a second Ctrl-C does not cut that short (exit status 2). First among the hooks: pytest's terminal
     reporter can fail formatting the interrupt's traceback (a frame whose tb_lineno is None, Python 3.11),
     and this must be said, and the teardown held, whatever it does."""
+    if isinstance(excinfo.value, pytest.exit.Exception):   # pytest.exit (a usage error), not an interrupt
+        return
     progress.interrupted(os.environ.get("PYTEST_CURRENT_TEST"), " ".join(str(a) for a in excinfo.value.args))
     interrupts.hold_during_teardown()

@@ -1,9 +1,10 @@
 """Two e2e runs at once in one checkout (two terminals, or an editor's test runner starting a second run).
 
 Both runs start together as real child processes (``tests/child_runs.py``), each running
-the same backup-and-restore scenario on the local backend, and both must pass: each with
-its own run id, state directory, ports and artifacts, their clusters up at the same time,
-and nothing of either left afterwards. They share what is meant to be shared: the
+two scenarios concurrently on the local backend as ``make test`` does (pytest-xdist, two
+workers), and both must pass: each with its own run id, one cluster prepared once and
+shared by its two workers, its own state directory, ports and artifacts, the two clusters
+up at the same time, and nothing of either left afterwards. They share what is meant to be shared: the
 component sources in ``.build/<component>`` and the build cache, both behind file locks.
 
 Two control planes and two scenarios on 2 cores take a few minutes, so this test is
@@ -15,6 +16,7 @@ marked ``slow``: ``make check`` leaves it out; run it with
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -30,20 +32,20 @@ MIRROR = Path(os.environ.get("E2E_GIT_MIRROR") or PROJECT_DIR.parent / "shared" 
 # Components from the git mirror where there is one (this machine), else cloned from the git hosting (CI).
 MIRROR_ENV = {"E2E_GIT_MIRROR": str(MIRROR)} if MIRROR.is_dir() else {}
 RUN_TIMEOUT = 1500
+QUICK = "tests/e2e/test_install.py::test_controller_crds_carry_the_status_fields_scenarios_assert_on"
 DEPLOYED = r"backend local: deploying the release: done in"
-STOPPING = r"backend local: stopping \.\.\.$"
+STARTING = r"backend local: starting the cluster \.\.\.$"
+STOPPING = r"backend local: removing the run's cluster \.\.\.$"
 
 
 def _when(run: ChildRun, pattern: str) -> float:
     """Seconds since the child started until its first console line matching ``pattern``."""
-    import re
-
     regex = re.compile(pattern)
     return next(t for t, line in run.lines if regex.search(line))
 
 
 def test_two_runs_at_once_in_one_checkout_both_pass_with_their_own_state_and_ports(tmp_path):
-    runs = [ChildRun([SCENARIO, "--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys",
+    runs = [ChildRun([SCENARIO, QUICK, "-n", "2", "--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys",
                       "--artifacts-dir", str(tmp_path / f"artifacts-{n}")],
                      env=MIRROR_ENV, name=f"run {n}") for n in (1, 2)]
     try:
@@ -58,6 +60,10 @@ def test_two_runs_at_once_in_one_checkout_both_pass_with_their_own_state_and_por
         assert code == 0, f"{run.name} failed (exit {code}) while another run was going:\n{run.tail(60)}"
     assert first.run_id and second.run_id and first.run_id != second.run_id, (first.run_id, second.run_id)
     assert first.state_dir != second.state_dir
+    for run in runs:
+        starts = [line for _, line in run.lines if re.search(STARTING, line)]
+        assert len(starts) == 1, f"{run.name}: its two workers should share one cluster; started {len(starts)}:\n" + (
+            "\n".join(starts))
     shared = set(first.ports) & set(second.ports)
     assert not shared, f"both runs listened on {sorted(shared)}"
     assert len(first.ports) >= 8 and len(second.ports) >= 8, (sorted(first.ports), sorted(second.ports))

@@ -80,9 +80,13 @@ PHASES = {
     "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod, "backup of ScheduledBackup "),
     "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod, "restore of ScheduledBackup "),
     "teardown": (QUICK, r"backend local: stopping \.\.\.$", None, "backend local: stopping"),
+    # make test's way: two workers share one cluster (prepared by one, removed by the controller)
+    "concurrent-backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod,
+                              "backup of ScheduledBackup "),
 }
 # After an interrupt in a scenario the run tears down; a second SIGINT then must not cut that short.
 AGAIN = {"restore-job"}
+EXTRA_ARGS = {"concurrent-backup-job": ["-n", "2", QUICK]}
 
 
 @pytest.fixture
@@ -120,7 +124,8 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
         env.update(_private_build_cache(tmp_path))
     # --capture=sys: the phase lines reach the console as they happen (with fd capture, pytest holds back
     # what fixtures print until the test's report).
-    run = ChildRun([scenario, "--backend", "local", "-q", "-p", "no:cacheprovider", "--capture=sys",
+    run = ChildRun([scenario, *EXTRA_ARGS.get(phase, []), "--backend", "local", "-q", "-p", "no:cacheprovider",
+                    "--capture=sys",
                     "--artifacts-dir", str(tmp_path / "artifacts")], env=env, name=f"e2e run ({phase})").start()
     try:
         run.wait_for(run.line_matching(line), f"phase line /{line}/", PHASE_TIMEOUT)
@@ -142,9 +147,11 @@ def test_an_interrupt_leaves_nothing_of_the_run_and_names_the_phase(phase, tmp_p
         run.kill()
     output = run.output
     assert code != 0, f"the interrupted run exited 0:\n{run.tail()}"
-    said = re.search(r"e2e-harness: interrupted(?: by signal \w+)? during (.*)", output)
-    assert said, f"the run does not say that it was interrupted, nor where:\n{run.tail()}"
-    assert said.group(1).startswith(named), f"interrupted in {phase}, but the run says: {said.group(0)}"
+    # A concurrent run: each worker says where it was, and the controller that its workers say so.
+    said = [m for m in re.finditer(r"e2e-harness: interrupted(?: by signal \w+)? during (.*)", output)
+            if m.group(1).startswith(named)]
+    assert said, f"the run does not say that it was interrupted during {named}...:\n{run.tail()}"
+    said = said[0]
     assert run.run_id, f"the run's id was never seen in its processes' command lines:\n{run.tail()}"
     assert run.ports, "no listening port of the run was seen: the check below would prove nothing"
     if phase in AGAIN:

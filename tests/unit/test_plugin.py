@@ -33,12 +33,14 @@ def test_scenarios_are_collected():
     assert "tests/e2e/test_install.py::test_custom_resource_definition_is_established" in result.stdout
 
 
-def test_malformed_release_env_stops_the_run_before_any_work(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "concurrent"])
+def test_malformed_release_env_stops_the_run_before_any_work(workers, tmp_path):
+    """Also in a concurrent run (make test's way): the controller checks before any worker starts."""
     bad = tmp_path / "release.env"
     bad.write_text((PROJECT_DIR / "release.env").read_text().replace("CONTROLLER_VERSION=v0.1.3",
                                                                        "CONTROLLER_VERSION=v0.1.3 beta"))
     started = time.monotonic()
-    result = pytest_run("tests/e2e", "--release-env", str(bad), "--build-dir", str(tmp_path / "build"),
+    result = pytest_run("tests/e2e", *workers, "--release-env", str(bad), "--build-dir", str(tmp_path / "build"),
                         env={"COMPONENT_SOURCE": "git"})
     elapsed = time.monotonic() - started
     output = result.stdout + result.stderr
@@ -54,11 +56,13 @@ def test_a_bad_knob_is_an_error_not_false():
     assert "SKIP_GIT_PULL='maybe'" in result.stdout + result.stderr
 
 
-def test_unavailable_backend_skips_with_the_capability_and_is_not_green(tmp_path):
-    """k3d without a Docker engine: unavailable here for as long as no engine answers."""
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "concurrent"])
+def test_unavailable_backend_skips_with_the_capability_and_is_not_green(workers, tmp_path):
+    """k3d without a Docker engine: unavailable here for as long as no engine answers. Concurrent, the
+    controller reaches the same verdict from its workers' reports."""
     if docker_engine_available():
         pytest.skip("a Docker engine answers here, so the k3d backend is available: nothing to show unavailable")
-    result = pytest_run("tests/e2e", "--backend", "k3d", "-rs", "--build-dir", str(tmp_path / "build"))
+    result = pytest_run("tests/e2e", *workers, "--backend", "k3d", "-rs", "--build-dir", str(tmp_path / "build"))
     output = result.stdout + result.stderr
     assert "backend unavailable: k3d backend needs a running Docker engine" in output, output
     assert result.returncode == 5, output
