@@ -14,6 +14,7 @@ TOOLS_MANIFEST ?=
 PYTEST_ARGS ?=
 # Scenarios run concurrently on one cluster (pytest-xdist); `auto`: the harness's count for this machine
 # (pytest_xdist_auto_num_workers in e2e_harness/plugin.py). E2E_WORKERS=0 runs them one at a time.
+# worksteal: a worker that runs out of scenarios takes some of another's (they differ in length tenfold).
 E2E_WORKERS ?= auto
 # Component sources from git bundles when a mirror directory sits beside the checkout (this
 # machine, its CI); users without one clone from the git hosting. See README, "Component sources".
@@ -66,6 +67,7 @@ check: local-binaries lint-tools tools
 test: system-deps
 	@$(MAKE) --no-print-directory tools
 	PATH="$(abspath $(BIN)):$$PATH" $(VENV)/bin/python -m pytest tests/e2e --backend $(BACKEND) -n $(E2E_WORKERS) \
+	  $(if $(filter 0,$(E2E_WORKERS)),,--dist worksteal) \
 	  --capture=sys --junitxml $(BUILD)/junit-e2e.xml $(PYTEST_ARGS)
 
 clean:

@@ -168,6 +168,8 @@ class Backups:
     defects: list[KnownDefect] = field(default_factory=load_known_defects)
     results: list[ActionResult] = field(default_factory=list)
     defect_hits: int = 0   # Jobs that failed with a known intermittent defect's symptom and were run again
+    # action -> {hits in a row before the action ended: how many actions}: the benchmark's hit rates
+    hit_runs: dict[str, dict[int, int]] = field(default_factory=dict)
     _counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def timings(self) -> dict[str, float]:
@@ -181,6 +183,9 @@ class Backups:
             totals["pod_seconds"] += result.pod_seconds
             for phase, seconds in result.phases.items():
                 totals[f"{phase}_seconds"] += seconds
+        for action, runs in self.hit_runs.items():
+            for hits, count in runs.items():
+                totals[f"{action}_hits_in_a_row_{hits}"] = float(count)
         return totals
 
     # --- Secrets ------------------------------------------------------------------------
@@ -229,17 +234,19 @@ class Backups:
         A Job that failed with the exact symptom of a known intermittent defect of this
         release (fixtures/known-defects.yaml) is requested again, up to the defect's
         attempts; each occurrence is counted for the report. Nothing else is retried."""
+        runs = self.hit_runs.setdefault(action, {})
         for attempt in itertools.count(1):
             with progress.step(f"{action} of ScheduledBackup {self.namespace}/{scheduled}"):
                 result = self._run_once(action, scheduled)
             defect = None if result.job_outcome != "Failed" else intermittent_match(self.defects, self.release,
                                                                                   result.logs)
-            if defect is None:
-                return result
-            OCCURRENCES.add(defect)
-            self.defect_hits += 1
-            progress.say(f"known defect {defect.id} hit {result.name} (attempt {attempt} of {defect.attempts})")
-            if attempt >= defect.attempts:
+            if defect is not None:
+                OCCURRENCES.add(defect)
+                self.defect_hits += 1
+                progress.say(f"known defect {defect.id} hit {result.name} (attempt {attempt} of {defect.attempts})")
+            if defect is None or attempt >= defect.attempts:
+                hits = attempt - 1 + (defect is not None)
+                runs[hits] = runs.get(hits, 0) + 1
                 return result
 
     def _run_once(self, action: str, scheduled: str) -> ActionResult:

@@ -33,8 +33,9 @@ from .masking import MASKER
 from .postgres import SubjectDatabase
 from .release import Release, ReleaseError, load_release
 from .report import TestResult, release_properties, render_markdown, write_report
-from .server_api import BackupServer, ServerAdmin, ServerClient
+from .server_api import BackupServer, RoleTokens, ServerAdmin, ServerClient
 from .templates import TemplateDefinition, TemplateDefinitionError, load_definitions
+from .waiting import deadline_clock
 
 KEEP_NAMESPACES = ("never", "on-failure", "always")
 RUN_LABEL = "e2e-harness.riotkit.org/run"
@@ -57,6 +58,7 @@ class HarnessState:
     all_skipped: bool = False
     bundles: dict[str, Path] = field(default_factory=dict)
     worker: str | None = None       # gw0, gw1... in a pytest-xdist worker
+    deleted_namespaces: list[str] = field(default_factory=list)   # deletion requested, awaited once at the end
     report_path: Path | None = None
     templates: list[TemplateDefinition] | None = None  # the matrix, read at collection
 
@@ -496,8 +498,27 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
     finally:
         # Not cut short by Ctrl-C: a half-stopped backend leaves its state dir and databases' data behind.
         what = f"backend {backend.name}: stopping" if worker is None else f"backend {backend.name}: detaching"
-        with interrupts.deferred(what), progress.step(what):
-            backend.stop()
+        with interrupts.deferred(what):
+            try:
+                _await_deleted_namespaces(backend, harness_state)
+            finally:
+                with progress.step(what):
+                    backend.stop()
+
+
+NAMESPACES_GONE_TIMEOUT = 180
+
+
+def _await_deleted_namespaces(backend: Backend, harness_state: HarnessState) -> None:
+    """The namespaces this process's scenarios deleted are gone (bounded; at the end, not after each test)."""
+    pending, harness_state.deleted_namespaces = harness_state.deleted_namespaces, []
+    if not pending:
+        return
+    with progress.step(f"waiting for the {len(pending)} deleted test namespace(s) to be gone"):
+        left = deadline_clock(NAMESPACES_GONE_TIMEOUT)
+        for name in pending:
+            backend.kube.wait_deleted("v1", "Namespace", name, timeout=max(left(), 1.0),
+                                      what=f"namespace {name} to be deleted (finalizers, namespace controller)")
 
 
 def _start_and_deploy(backend: Backend, sources, harness_state: HarnessState) -> None:
@@ -541,7 +562,10 @@ def namespace(request: pytest.FixtureRequest, cluster: Backend, harness_state: H
     if policy == "always" or (policy == "on-failure" and failed):
         progress.say(f"keeping namespace {name} (--keep-namespaces={policy})")
         return
-    cluster.kube.delete_namespace(name)
+    # Not awaited here, on each scenario's critical path (a namespace with pods takes seconds to go): the
+    # cluster fixture awaits them all once, before it stops.
+    cluster.kube.delete_namespace(name, wait=False)
+    harness_state.deleted_namespaces.append(name)
 
 
 @pytest.fixture(scope="session")
@@ -550,11 +574,21 @@ def endpoints(cluster: Backend) -> Endpoints:
     return cluster.endpoints()
 
 
+@pytest.fixture(scope="session")
+def role_tokens(cluster: Backend, endpoints: Endpoints, harness_state: HarnessState) -> RoleTokens:
+    """The process's server users by role, each logged in once (RoleTokens: the server's login limit)."""
+    tokens = RoleTokens(ServerAdmin(cluster.kube, endpoints.server_namespace),
+                        ServerClient(endpoints.server_url_from_tests),
+                        prefix=f"e2e-{harness_state.run_id}-{harness_state.worker or 'main'}-role")
+    yield tokens
+    tokens.close()
+
+
 @pytest.fixture
-def backup_server(cluster: Backend, endpoints: Endpoints, namespace: str) -> BackupServer:
+def backup_server(cluster: Backend, endpoints: Endpoints, namespace: str, role_tokens: RoleTokens) -> BackupServer:
     """Admin of the server (users, collections as custom resources) and its API client, per test."""
     server = BackupServer(ServerAdmin(cluster.kube, endpoints.server_namespace),
-                          ServerClient(endpoints.server_url_from_tests), prefix=namespace)
+                          ServerClient(endpoints.server_url_from_tests), prefix=namespace, tokens=role_tokens)
     yield server
     server.close()
 

@@ -165,12 +165,43 @@ def _data(response: requests.Response, what: str) -> dict:
 
 
 @dataclass
+class RoleTokens:
+    """One user per set of roles for the whole test process, logged in once, removed at its end.
+
+    The server allows 10 logins per minute per client IP (main.go, ``--rate-auth-limit``), and every
+    scenario of a run reaches it from the same address: two new users per scenario made that limit the
+    concurrent suite's floor (about 45 logins: over 3 minutes of waiting). A user's roles apply to every
+    collection (no collection of the harness has an access list), so a scenario's inspector
+    (collectionManager) or uploader is the same whoever else uses it; its JWT lasts 6 hours
+    (pkg/http/auth.go). Scenarios about users and logins themselves make their own (``user_token``)."""
+
+    admin: ServerAdmin
+    client: ServerClient
+    prefix: str
+    _tokens: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def token(self, roles: list[str]) -> str:
+        key = tuple(sorted(roles))
+        if key not in self._tokens:
+            name = f"{self.prefix}-{len(self._tokens) + 1}"[:63]
+            password = secrets.token_urlsafe(16)
+            self.admin.create_user(name, password, list(key))
+            self._tokens[key] = self.client.login(name, password)
+        return self._tokens[key]
+
+    def close(self) -> None:
+        self.client.close()
+        self.admin.cleanup()
+
+
+@dataclass
 class BackupServer:
     """What a scenario needs of the server: users with tokens and collections, named after its test."""
 
     admin: ServerAdmin
     client: ServerClient
     prefix: str
+    tokens: RoleTokens | None = None   # the process's users by role (role_token); None: a new user each time
     _count: int = 0
 
     def new_name(self, what: str) -> str:
@@ -185,6 +216,10 @@ class BackupServer:
         self.admin.create_user(name, password, roles)
         return self.client.login(name, password)
 
+    def role_token(self, roles: list[str]) -> str:
+        """A JWT of a user with exactly ``roles``, shared with the process's other scenarios (RoleTokens)."""
+        return self.tokens.token(roles) if self.tokens is not None else self.user_token(roles)
+
     def collection(self, **limits) -> str:
         """A new collection (see ``ServerAdmin.create_collection`` for the limits); its id."""
         name = self.new_name("c")
@@ -196,7 +231,7 @@ class BackupServer:
         collections = [name for _, kind, name in self.admin.created if kind == "BackupCollection"]
         if not collections:
             return "no collection was created by this test\n"
-        token = self.user_token(["systemAdmin"])
+        token = self.role_token(["systemAdmin"])
         listing = {}
         for name in collections:
             try:

@@ -49,7 +49,7 @@ def is_controller(config: pytest.Config) -> bool:
     """True in pytest-xdist's main process when it distributes the tests to workers (decided by xdist's
     pytest_cmdline_main, before any pytest_configure; its ``dsession`` plugin comes later)."""
     return (worker_id(config) is None and getattr(config.option, "dist", "no") != "no"
-            and not config.option.collectonly)
+            and bool(getattr(config.option, "numprocesses", 0)) and not config.option.collectonly)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from .. import PROJECT_DIR
 
 RECORD_ENV = "E2E_TIMINGS_FILE"
-MODES = {"serial": ["-n", "0"], "concurrent": ["-n", "auto"]}
+MODES = {"serial": ["-n", "0"], "concurrent": ["-n", "auto", "--dist", "worksteal"]}   # as make test runs them
 
 
 # --- the plugin, loaded into the measured pytest with -p tests.benchmarks.scenario_suite ---------
@@ -45,6 +45,8 @@ def pytest_runtest_logreport(report) -> None:
     record[report.when] = report.duration
     if report.failed:
         record["outcome"] = "failed"
+    elif hasattr(report, "wasxfail"):
+        record["outcome"] = "xfailed"
     elif report.skipped and report.when != "teardown":
         record["outcome"] = "skipped"
     for name, value in report.user_properties:
@@ -145,8 +147,8 @@ def main(argv: list[str]) -> int:
                   f"{s['render']:.1f} s, until finished {s['job']:.1f} s, until reported {s['health']:.1f} s",
                   flush=True)
         medians[mode] = statistics.median(r["wall"] for r in runs)
-        print(f"{mode}: median wall time {medians[mode]:.1f} s over {len(runs)} run(s): "
-              f"{', '.join(f'{r['wall']:.1f}' for r in runs)}", flush=True)
+        walls = ", ".join(f"{r['wall']:.1f}" for r in runs)
+        print(f"{mode}: median wall time {medians[mode]:.1f} s over {len(runs)} run(s): {walls}", flush=True)
     if "serial" in medians and "concurrent" in medians:
         print(f"concurrent / serial: {medians['concurrent']:.1f} s / {medians['serial']:.1f} s = "
               f"{medians['concurrent'] / medians['serial']:.2f}")

@@ -1,11 +1,14 @@
 """Soak: the e2e suite N times in a row; per run its duration and result, then the flaky scenarios.
 
-    .build/venv/bin/python -m tests.benchmarks.soak --runs 10 [--slow] [-- extra pytest args]
+    .build/venv/bin/python -m tests.benchmarks.soak --runs 10 [--workers auto] [--slow] [-- extra pytest args]
 
 A scenario is flaky when it failed in one run and passed in another. Each run is a full
-``pytest tests/e2e`` (its own cluster, components from the build cache) with its own JUnit
-file; known intermittent defects of the release (fixtures/known-defects.yaml) are counted
-from each run's report.md. With ``--slow`` each run is followed by the self-tests marked
+``pytest tests/e2e`` (its own cluster, components from the build cache), concurrent as
+``make test`` runs it (``--workers 0``: serial), with its own JUnit file; known intermittent
+defects of the release (fixtures/known-defects.yaml) are counted from each run's report.md,
+and their hit rates from the scenarios' JUnit properties (``<action>_hits_in_a_row_<k>``: how
+many backups ended after k hits in a row): the rate of a first attempt, the rate of an attempt
+after a hit, and what they make of the odds that a good release goes red (``false_red_odds``). With ``--slow`` each run is followed by the self-tests marked
 ``slow``, which ``make check`` leaves out (``pytest tests/unit -m slow``: two e2e runs at once
 in one checkout); their results count like the scenarios'.
 """
@@ -13,7 +16,9 @@ in one checkout); their results count like the scenarios'.
 from __future__ import annotations
 
 import argparse
+import math
 import re
+import xml.etree.ElementTree as ElementTree
 import shutil
 import subprocess
 import sys
@@ -27,6 +32,41 @@ from e2e_harness.merge_reports import results_of
 from .. import PROJECT_DIR
 
 DEFECT_ROW = re.compile(r"^\| `([^`]+)` .*?\| (retry-intermittent) \| (\d+) \|", re.MULTILINE)
+HITS_IN_A_ROW = re.compile(r"^(\w+)_hits_in_a_row_(\d+)$")
+
+
+def hits_in_a_row(junit: Path) -> dict[str, dict[int, int]]:
+    """``{action: {k: how many actions ended after k known-defect hits in a row}}`` over one run's scenarios."""
+    found: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for prop in ElementTree.parse(junit).getroot().iter("property"):
+        if m := HITS_IN_A_ROW.match(prop.get("name", "")):
+            found[m.group(1)][int(m.group(2))] += int(float(prop.get("value", "0")))
+    return found
+
+
+def hit_rates(runs: dict[int, int]) -> tuple[int, float, float]:
+    """(actions, rate of a hit at the first attempt, rate of a hit at an attempt after a hit)."""
+    actions = sum(runs.values())
+    first = sum(count for k, count in runs.items() if k >= 1)
+    after_hit = sum(count * (k - 1) for k, count in runs.items() if k >= 1)   # hits that followed a hit
+    retried = sum(count * k for k, count in runs.items() if k >= 1)          # attempts that followed a hit
+    return actions, first / actions if actions else 0.0, after_hit / retried if retried else 0.0
+
+
+def false_red_odds(first: float, after_hit: float, attempts: int, actions_per_run: float) -> float:
+    """The odds that a run of a good release goes red: some action hits on every one of its attempts."""
+    one = first * after_hit ** (attempts - 1)
+    return 1 - (1 - one) ** actions_per_run
+
+
+def attempts_for(first: float, after_hit: float, actions_per_run: float, target: float = 1e-3) -> int:
+    """The fewest attempts that keep ``false_red_odds`` under ``target``."""
+    if first == 0 or after_hit == 0:
+        return 1 if first == 0 else 2
+    per_action = 1 - (1 - target) ** (1 / actions_per_run)
+    if after_hit >= 1:
+        return 0   # no number of attempts will do: the defect is not intermittent here
+    return max(1, math.ceil(1 + math.log(per_action / first) / math.log(after_hit)))
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -59,22 +99,29 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--slow", action="store_true", help="after each run, also the self-tests marked slow")
+    parser.add_argument("--workers", default="auto", help="pytest-xdist workers per run (make test: auto; 0: serial)")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args(argv)
     seen: dict[str, set[str]] = defaultdict(set)
     defects: dict[str, int] = defaultdict(int)
+    chains: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     failed_runs = 0
     with tempfile.TemporaryDirectory(prefix="e2e-soak-") as scratch:
         for n in range(1, args.runs + 1):
             junit, artifacts = Path(scratch) / f"junit-{n}.xml", Path(scratch) / f"artifacts-{n}"
             started = time.monotonic()
             proc = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e", "--backend", "local", "-q",
+                                   "-n", args.workers, *([] if args.workers == "0" else ["--dist", "worksteal"]),
+                                   "--capture=sys",
                                    "--junitxml", str(junit), "--artifacts-dir", str(artifacts), *args.pytest_args],
                                   cwd=PROJECT_DIR, capture_output=True, text=True)
             took = time.monotonic() - started
             results = outcomes(junit) if junit.is_file() else {}
             for test, outcome in results.items():
                 seen[test].add(outcome)
+            for action, runs in (hits_in_a_row(junit) if junit.is_file() else {}).items():
+                for k, count in runs.items():
+                    chains[action][k] += count
             report = artifacts / "report.md"
             for defect, _, count in DEFECT_ROW.findall(report.read_text() if report.is_file() else ""):
                 defects[defect] += int(count)
@@ -98,6 +145,13 @@ def main(argv: list[str]) -> int:
           + "".join(f"\n  flaky: {t}" for t in flaky) + "".join(f"\n  always failed: {t}" for t in always_failed))
     for defect, count in sorted(defects.items()):
         print(f"known intermittent defect {defect}: hit {count} time(s) over all runs")
+    for action, runs in sorted(chains.items()):
+        actions, first, after_hit = hit_rates(runs)
+        per_run = actions / args.runs
+        print(f"{action}s: {actions} ({per_run:.1f} per run), ended after k hits in a row: {dict(sorted(runs.items()))}; "
+              f"a first attempt hit {first:.3f}, an attempt after a hit {after_hit:.3f}; for odds of a false red "
+              f"run under 1/1000: {attempts_for(first, after_hit, per_run)} attempts"
+              + "".join(f"; with {n}: {false_red_odds(first, after_hit, n, per_run):.2e}" for n in (5, 12, 20)))
     return 1 if flaky or always_failed or failed_runs else 0
 
 

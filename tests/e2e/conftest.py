@@ -73,8 +73,8 @@ def postgres_backup(backups, backup_server, subject_db, endpoints, release, clus
              cron: dict | None = None, **limits) -> PostgresBackup:
         subject_db.execute(*MOVIES)
         collection = backup_server.collection(**limits)
-        admin_token = backup_server.user_token(["collectionManager"])
-        uploader = token if token is not None else backup_server.user_token(["backupUploader", "backupDownloader"])
+        admin_token = backup_server.role_token(["collectionManager"])
+        uploader = token if token is not None else backup_server.role_token(["backupUploader", "backupDownloader"])
         keys = None if create_keys else make_gpg_keys(f"{namespace}@e2e.invalid")
         if keys:
             backups.gpg_secret(keys)
@@ -242,10 +242,10 @@ def template_case(request, cluster, backups, backup_server, endpoints, namespace
                                  "tests/e2e/template_families.py")
         subject.seed()
         collection = backup_server.collection()
-        admin_token = backup_server.user_token(["collectionManager"])
+        admin_token = backup_server.role_token(["collectionManager"])
         keys = make_gpg_keys(f"{namespace}@e2e.invalid")
         backups.gpg_secret(keys)
-        backups.token_secret(backup_server.user_token(["backupUploader", "backupDownloader"]))
+        backups.token_secret(backup_server.role_token(["backupUploader", "backupDownloader"]))
         variables = {"Params": subject.params(),
                      "Repository": {"url": endpoints.server_url_in_pods, "collectionId": collection,
                                     "passphrase": "", "recipient": keys.email}}

@@ -29,16 +29,16 @@ def test_login_gives_a_token_and_whoami_names_the_user(backup_server):
 
 def test_upload_without_the_uploader_role_is_refused(backup_server):
     collection = backup_server.collection()
-    token = backup_server.user_token(["backupDownloader"])
+    token = backup_server.role_token(["backupDownloader"])
     response = backup_server.client.upload(token, collection, _encrypted(b"some data"))
     assert response.status_code == 403, response.text
     assert "not authorized to upload versions to this collection" in response.text
-    assert backup_server.client.versions(backup_server.user_token(["systemAdmin"]), collection) == []
+    assert backup_server.client.versions(backup_server.role_token(["systemAdmin"]), collection) == []
 
 
 def test_plaintext_upload_is_refused_and_stores_nothing(backup_server):
     collection = backup_server.collection()
-    token = backup_server.user_token(["collectionManager"])
+    token = backup_server.role_token(["collectionManager"])
     response = backup_server.client.upload(token, collection, b"plain text, not a GPG message\n" * 10)
     assert response.status_code == 500, response.text
     assert "does not contain a valid GPG header" in response.text
@@ -47,7 +47,7 @@ def test_plaintext_upload_is_refused_and_stores_nothing(backup_server):
 
 def test_encrypted_upload_is_stored_and_downloaded_byte_for_byte(backup_server):
     collection = backup_server.collection()
-    token = backup_server.user_token(["collectionManager"])
+    token = backup_server.role_token(["collectionManager"])
     body = _encrypted(b"row 1\nrow 2\n")
     response = backup_server.client.upload(token, collection, body)
     assert response.status_code == 200, response.text
