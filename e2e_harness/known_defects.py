@@ -11,6 +11,7 @@ and a pass (the defect is fixed) turns the run red until this file is updated.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,9 @@ from .release import Release
 
 DEFECTS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "known-defects.yaml"
 HANDLINGS = ("retry-intermittent", "xfail")
+# A good release may go red through an intermittent defect that hits every attempt of some step: at
+# most this often per run, from the rates measured for it (``measured``; the soak prints them).
+FALSE_RED_TARGET = 1e-3
 
 
 class KnownDefectsError(RuntimeError):
@@ -32,16 +36,47 @@ class KnownDefectHit(AssertionError):
 
 
 @dataclass(frozen=True)
+class HitRates:
+    """How an intermittent defect hits, measured over soak runs (tests/benchmarks/soak.py)."""
+
+    first: float       # the share of first attempts of a step that hit it
+    after_hit: float   # the share of attempts right after a hit that hit it again (hits cluster: above first)
+    per_run: float     # the steps per run that can hit it
+
+    def false_red_odds(self, attempts: int) -> float:
+        """The odds that one run of a good release goes red: some step hits on every one of its attempts."""
+        one = self.first * self.after_hit ** (attempts - 1)
+        return 1 - (1 - one) ** self.per_run
+
+    def attempts_for(self, target: float = FALSE_RED_TARGET) -> int | None:
+        """The fewest attempts whose ``false_red_odds`` stay under ``target`` (None: no number will)."""
+        if self.first == 0 or self.per_run == 0:
+            return 1
+        if self.after_hit == 0:
+            return 2
+        if self.after_hit >= 1:
+            return None
+        per_step = 1 - (1 - target) ** (1 / self.per_run)
+        return max(1, math.ceil(1 + math.log(per_step / self.first) / math.log(self.after_hit) + 1e-9))
+
+
+@dataclass(frozen=True)
 class KnownDefect:
     id: str
     components: tuple[str, ...]
     applies_to: dict
     handling: str
-    symptom: str
+    symptom: str                # what the failed step's log shows; "a" or "b" when the YAML lists several
     cause: str
     attempts: int = 1
     scenario: str = ""          # xfail: the test function it breaks
     template_script: str = ""   # xfail: backup/<script> or restore/<script> of the templates it breaks
+    measured: HitRates | None = None   # retry-intermittent: its hit rates, which set ``attempts``
+    symptoms: tuple[str, ...] = ()      # each exact text that shows it (default: ``symptom``)
+
+    def shown_in(self, log: str) -> bool:
+        """Whether ``log`` shows one of this defect's exact symptoms."""
+        return any(symptom in log for symptom in self.symptoms or (self.symptom,))
 
     def applies(self, release: Release | None) -> bool:
         return release is None or all(release.values.get(k) == v for k, v in self.applies_to.items())
@@ -62,14 +97,32 @@ def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
         missing = {"id", "components", "applies_to", "handling", "symptom", "cause"} - set(entry or {})
         if entry and entry.get("handling") == "xfail":
             missing |= {"scenario", "template_script"} - set(entry)
+        if entry and entry.get("handling") == "retry-intermittent":
+            missing |= {"attempts", "measured"} - set(entry)
         if missing or entry.get("handling") not in HANDLINGS:
             raise KnownDefectsError(f"{path}: entry {n} ({(entry or {}).get('id', 'no id')}): needs keys "
                                     f"{sorted(missing) or 'ok'} and handling one of {HANDLINGS} (xfail also "
-                                    "needs scenario and template_script)")
-        defects.append(KnownDefect(entry["id"], tuple(entry["components"]), dict(entry["applies_to"]),
-                                   entry["handling"], entry["symptom"], " ".join(entry["cause"].split()),
-                                   int(entry.get("attempts", 1)), entry.get("scenario", ""),
-                                   entry.get("template_script", "")))
+                                    "needs scenario and template_script, retry-intermittent attempts and measured)")
+        measured = None
+        if "measured" in entry:
+            try:
+                measured = HitRates(**{k: float(v) for k, v in entry["measured"].items()})
+            except (TypeError, ValueError, AttributeError) as exc:
+                raise KnownDefectsError(f"{path}: entry {n} ({entry['id']}): measured needs first, after_hit and "
+                                        f"per_run, as numbers: {exc}") from None
+        symptoms = tuple(entry["symptom"]) if isinstance(entry["symptom"], list) else (entry["symptom"],)
+        defect = KnownDefect(entry["id"], tuple(entry["components"]), dict(entry["applies_to"]), entry["handling"],
+                             " or ".join(repr(s) for s in symptoms) if len(symptoms) > 1 else symptoms[0],
+                             " ".join(entry["cause"].split()), int(entry.get("attempts", 1)),
+                             entry.get("scenario", ""), entry.get("template_script", ""), measured, symptoms)
+        if measured is not None and measured.false_red_odds(defect.attempts) >= FALSE_RED_TARGET:
+            needed = measured.attempts_for()
+            raise KnownDefectsError(
+                f"{path}: entry {n} ({defect.id}): with attempts {defect.attempts} and the measured rates {measured} "
+                f"a good release goes red in {measured.false_red_odds(defect.attempts):.1e} of runs, over the target "
+                f"{FALSE_RED_TARGET:g}: " + (f"set attempts to at least {needed}" if needed else
+                                             "no number of attempts will do (it hits every retry)"))
+        defects.append(defect)
     return defects
 
 
@@ -99,7 +152,7 @@ OCCURRENCES = Occurrences()
 def intermittent_match(defects: list[KnownDefect], release: Release | None, log: str) -> KnownDefect | None:
     """The intermittent defect of this release whose symptom the log shows, if any."""
     for defect in defects:
-        if defect.handling == "retry-intermittent" and defect.applies(release) and defect.symptom in log:
+        if defect.handling == "retry-intermittent" and defect.applies(release) and defect.shown_in(log):
             return defect
     return None
 
@@ -113,6 +166,6 @@ def template_defects(defects: list[KnownDefect], release: Release | None, scenar
 def raise_if_hit(defects: list[KnownDefect], log: str) -> None:
     """Raise KnownDefectHit when ``log`` shows the symptom of one of ``defects`` (counted for the report)."""
     for defect in defects:
-        if defect.symptom in log:
+        if defect.shown_in(log):
             OCCURRENCES.add(defect)
             raise KnownDefectHit(f"known defect {defect.id}: the log shows {defect.symptom!r}; {defect.cause}")

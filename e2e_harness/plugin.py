@@ -500,7 +500,7 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
         what = f"backend {backend.name}: stopping" if worker is None else f"backend {backend.name}: detaching"
         with interrupts.deferred(what):
             try:
-                _await_deleted_namespaces(backend, harness_state)
+                _await_deleted_namespaces(backend, harness_state, config.getoption("--keep-cluster"))
             finally:
                 with progress.step(what):
                     backend.stop()
@@ -509,10 +509,11 @@ def cluster(request: pytest.FixtureRequest, release: Release, harness_state: Har
 NAMESPACES_GONE_TIMEOUT = 180
 
 
-def _await_deleted_namespaces(backend: Backend, harness_state: HarnessState) -> None:
-    """The namespaces this process's scenarios deleted are gone (bounded; at the end, not after each test)."""
+def _await_deleted_namespaces(backend: Backend, harness_state: HarnessState, keep_cluster: bool) -> None:
+    """The namespaces this process's scenarios deleted are gone (bounded; at the end, not after each test),
+    where the cluster outlives the run; a cluster the run removes takes them with it."""
     pending, harness_state.deleted_namespaces = harness_state.deleted_namespaces, []
-    if not pending:
+    if not pending or (backend.owns_cluster and not keep_cluster):
         return
     with progress.step(f"waiting for the {len(pending)} deleted test namespace(s) to be gone"):
         left = deadline_clock(NAMESPACES_GONE_TIMEOUT)

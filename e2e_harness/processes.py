@@ -215,12 +215,28 @@ class ProcessGroup:
 
 
 def group_alive(pgid: int) -> bool:
-    """Whether any process is still in group ``pgid``."""
+    """Whether any process of group ``pgid`` still runs. Exited members not yet reaped (zombies) do not
+    count: a detached group's processes belong to init once the run that started them ended, and how soon
+    init reaps them is its business (seen: 10 to 20 s), not a sign that they still run."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return True
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()   # after "(comm)": state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def stop_detached(pgid: int, what: str) -> None:

@@ -72,6 +72,9 @@ class Endpoints:
 
 class Backend(ABC):
     name: ClassVar[str]
+    # The backend makes its cluster and removes it at the end (unless keep_cluster); False: the cluster is
+    # the user's and outlives the run (existing), so what the run deleted in it must be gone before it ends.
+    owns_cluster: ClassVar[bool] = True
 
     def __init__(self, settings: Settings):
         self.settings = settings

@@ -76,6 +76,7 @@ def check_kubeconfig(path: Path, context: str | None) -> str:
 
 class ExistingBackend(SkaffoldBackend):
     name = "existing"
+    owns_cluster = False
 
     def __init__(self, settings, environ=os.environ):
         super().__init__(settings)

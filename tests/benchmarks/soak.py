@@ -16,7 +16,6 @@ in one checkout); their results count like the scenarios'.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import xml.etree.ElementTree as ElementTree
 import shutil
@@ -27,6 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from e2e_harness.known_defects import FALSE_RED_TARGET, HitRates
 from e2e_harness.merge_reports import results_of
 
 from .. import PROJECT_DIR
@@ -44,35 +44,15 @@ def hits_in_a_row(junit: Path) -> dict[str, dict[int, int]]:
     return found
 
 
-def hit_rates(runs: dict[int, int]) -> tuple[int, float, float]:
-    """(actions, rate of a hit at the first attempt, rate of a hit at an attempt after a hit)."""
+def hit_rates(runs: dict[int, int], per_run_of: int) -> HitRates:
+    """The rates of ``{k: actions that ended after k hits in a row}`` over ``per_run_of`` runs: a first
+    attempt's, and an attempt's right after a hit (those after the last hit of an action ended it)."""
     actions = sum(runs.values())
     first = sum(count for k, count in runs.items() if k >= 1)
     after_hit = sum(count * (k - 1) for k, count in runs.items() if k >= 1)   # hits that followed a hit
     retried = sum(count * k for k, count in runs.items() if k >= 1)          # attempts that followed a hit
-    return actions, first / actions if actions else 0.0, after_hit / retried if retried else 0.0
-
-
-def false_red_odds(first: float, after_hit: float, attempts: int, actions_per_run: float) -> float:
-    """The odds that a run of a good release goes red: some action hits on every one of its attempts."""
-    one = first * after_hit ** (attempts - 1)
-    return 1 - (1 - one) ** actions_per_run
-
-
-def attempts_for(first: float, after_hit: float, actions_per_run: float, target: float = 1e-3) -> int:
-    """The fewest attempts that keep ``false_red_odds`` under ``target``."""
-    if first == 0 or after_hit == 0:
-        return 1 if first == 0 else 2
-    per_action = 1 - (1 - target) ** (1 / actions_per_run)
-    if after_hit >= 1:
-        return 0   # no number of attempts will do: the defect is not intermittent here
-    return max(1, math.ceil(1 + math.log(per_action / first) / math.log(after_hit)))
-
-
-def outcomes(junit: Path) -> dict[str, str]:
-    """``{test id: passed|failed|xfailed|skipped}`` from one JUnit file, read as the report merger reads it."""
-    return {r.nodeid: "failed" if r.outcome == "error" else r.outcome
-            for results in results_of(junit).values() for r in results}
+    return HitRates(first / actions if actions else 0.0, after_hit / retried if retried else 0.0,
+                    actions / per_run_of)
 
 
 def _slow_self_tests(n: int, scratch: Path, seen: dict[str, set[str]]) -> bool:
@@ -146,12 +126,12 @@ def main(argv: list[str]) -> int:
     for defect, count in sorted(defects.items()):
         print(f"known intermittent defect {defect}: hit {count} time(s) over all runs")
     for action, runs in sorted(chains.items()):
-        actions, first, after_hit = hit_rates(runs)
-        per_run = actions / args.runs
-        print(f"{action}s: {actions} ({per_run:.1f} per run), ended after k hits in a row: {dict(sorted(runs.items()))}; "
-              f"a first attempt hit {first:.3f}, an attempt after a hit {after_hit:.3f}; for odds of a false red "
-              f"run under 1/1000: {attempts_for(first, after_hit, per_run)} attempts"
-              + "".join(f"; with {n}: {false_red_odds(first, after_hit, n, per_run):.2e}" for n in (5, 12, 20)))
+        rates = hit_rates(runs, args.runs)
+        print(f"{action}s: {sum(runs.values())} ({rates.per_run:.1f} per run), ended after k known-defect hits in a "
+              f"row: {dict(sorted(runs.items()))}; a first attempt hit {rates.first:.3f}, an attempt right after a "
+              f"hit {rates.after_hit:.3f}; attempts for a false red run under {FALSE_RED_TARGET:g}: "
+              f"{rates.attempts_for()}"
+              + "".join(f"; with {n}: {rates.false_red_odds(n):.1e}" for n in (5, 12, 20)))
     return 1 if flaky or always_failed or failed_runs else 0
 
 

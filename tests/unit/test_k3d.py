@@ -291,6 +291,34 @@ def test_no_registry_of_ours_means_no_delete(tmp_path, monkeypatch):
     assert ["registry", "delete"] not in [c[1:3] for c in fake.commands()]
 
 
+def test_workers_of_a_concurrent_run_share_the_cluster_and_only_the_controller_deletes_it(tmp_path, monkeypatch):
+    """Each worker keeps the shared cluster at its stop; the controller's release_shared deletes it once
+    (and keeps it with --keep-cluster)."""
+    from dataclasses import replace
+
+    first = _backend(tmp_path)
+    k3d_bin = str(first.settings.bin_dir / "k3d")
+    fake = FakeRun([([k3d_bin, "cluster", "list"], (0, "[]")), ([k3d_bin, "registry", "list"], (0, "[]")),
+                    ([k3d_bin, "kubeconfig", "get"], (0, "apiVersion: v1\n"))])
+    monkeypatch.setattr(k3d, "run", fake)
+    worker = replace(first.settings, keep_cluster=True, shared=True)
+    first = K3dBackend(worker)
+    first.start()
+    first.share()
+    fake.answers.insert(0, ([k3d_bin, "cluster", "list"], (0, '[{"name": "e2e"}]')))
+    second = K3dBackend(worker)
+    second.start()
+    assert second._reused, "the second worker attaches to the cluster the first made"
+    for backend in (first, second):
+        backend.stop()
+    assert [c[1:3] for c in fake.commands()].count(["cluster", "create"]) == 1
+    assert ["cluster", "delete"] not in [c[1:3] for c in fake.commands()], "a worker deleted the shared cluster"
+    K3dBackend(replace(worker, keep_cluster=True)).release_shared()
+    assert ["cluster", "delete"] not in [c[1:3] for c in fake.commands()], "--keep-cluster: kept"
+    K3dBackend(replace(worker, keep_cluster=False)).release_shared()
+    assert [c[1:3] for c in fake.commands()].count(["cluster", "delete"]) == 1
+
+
 def test_a_stale_registry_that_cannot_be_deleted_is_named_with_the_command(tmp_path, monkeypatch):
     backend = _backend(tmp_path)
     k3d_bin = str(backend.settings.bin_dir / "k3d")
