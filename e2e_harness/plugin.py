@@ -30,6 +30,7 @@ from .knobs import KnobError, Knobs
 from .known_defects import OCCURRENCES, KnownDefectHit, KnownDefectsError, template_defects
 from .known_defects import load as load_known_defects
 from .masking import MASKER
+from .processes import children
 from .postgres import SubjectDatabase
 from .release import Release, ReleaseError, load_release
 from .report import TestResult, release_properties, render_markdown, write_report
@@ -277,7 +278,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
             session.config.workeroutput[shared_cluster.WORKER_OUTPUT] = _worker_output(state)
         return
     if state.release is not None and not session.config.option.collectonly:
-        _write_reports(session, state)
+        _write_reports(session, state, interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
     if exitstatus != pytest.ExitCode.OK or session.config.option.collectonly:
         return
     scenarios = {nodeid: reports for nodeid, reports in session.config.stash[REPORTS].items()
@@ -356,9 +357,17 @@ class _Controller:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_keyboard_interrupt(self, excinfo) -> None:
-        """The controller runs no phase itself: its workers' lines say where each was stopped."""
-        if not isinstance(excinfo.value, pytest.exit.Exception):   # pytest.exit (a usage error) comes here too
-            progress.note_interrupt("the concurrent run (each worker's line names its own phase)")
+        """Pass the interrupt on to the workers (a terminal's Ctrl-C reaches them too; a `kill -INT` or a CI
+        cancel may reach only this process), so that each tears down what it started before xdist ends them.
+        The controller runs no phase itself: the workers' lines say where each was stopped."""
+        if isinstance(excinfo.value, pytest.exit.Exception):   # pytest.exit (a usage error) comes here too
+            return
+        progress.note_interrupt("the concurrent run (each worker's line names its own phase)")
+        for worker in children(os.getpid()):   # xdist's workers are this process's only children
+            try:
+                os.kill(worker, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -378,7 +387,7 @@ class _Controller:
             shared.remove()
 
 
-def _write_reports(session: pytest.Session, state: HarnessState) -> None:
+def _write_reports(session: pytest.Session, state: HarnessState, interrupted: bool = False) -> None:
     from _pytest.junitxml import xml_key  # the documented record_testsuite_property uses the same object
 
     xml = session.config.stash.get(xml_key, None)
@@ -408,7 +417,7 @@ def _write_reports(session: pytest.Session, state: HarnessState) -> None:
     seen = OCCURRENCES.counts()
     defects = [(d, seen.get(d.id, 0)) for d in load_known_defects() if d.applies(state.release)]
     text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects,
-                           state.platform)
+                           state.platform, interrupted=interrupted)
     state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
 
 

@@ -239,6 +239,20 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
 def stop_detached(pgid: int, what: str) -> None:
     """Stop a detached group (``ProcessGroup.detach``) as ``ProcessGroup.stop`` stops its own: SIGTERM,
     a bounded wait, then SIGKILL, and a bounded wait for the kernel to reap them (they are init's children)."""

@@ -44,12 +44,12 @@ def release_properties(release: Release, sources: Sequence[ResolvedSource], back
 def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend: str,
                     results: Sequence[TestResult], artifacts_dir: Path,
                     known_defects: Sequence[tuple[KnownDefect, int]] = (),
-                    platform: Mapping[str, str] | None = None) -> str:
+                    platform: Mapping[str, str] | None = None, interrupted: bool = False) -> str:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     verdict = "FAILED" if counts.get("failed") or counts.get("error") else (
-        "PASSED" if counts.get("passed") else "NOT TESTED")
+        "INTERRUPTED (not every scenario ran)" if interrupted else "PASSED" if counts.get("passed") else "NOT TESTED")
     lines = [f"# Release compatibility report: {verdict}", "",
              f"Backend: `{backend or 'none'}`; release file: `{release.path}`", "",
              "## Release", "", "| key | pin | resolved revision | source |", "|---|---|---|---|"]
