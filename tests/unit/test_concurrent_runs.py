@@ -34,7 +34,7 @@ MIRROR_ENV = {"E2E_GIT_MIRROR": str(MIRROR)} if MIRROR.is_dir() else {}
 RUN_TIMEOUT = 1500
 QUICK = "tests/e2e/test_install.py::test_controller_crds_carry_the_status_fields_scenarios_assert_on"
 DEPLOYED = r"backend local: deploying the release: done in"
-STARTING = r"backend local: starting the cluster \.\.\.$"
+STARTING = r"starting the node \(containerd, kubelet, kube-proxy, kube-scheduler\) \.\.\.$"   # attaching skips it
 STOPPING = r"backend local: removing the run's cluster \.\.\.$"
 
 
