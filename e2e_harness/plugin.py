@@ -24,17 +24,17 @@ from . import interrupts, progress, shared_cluster
 from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
 from .backups import Backups
 from .components import COMPONENTS, ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
-from .shared_cluster import SharedCluster
 from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
 from .known_defects import OCCURRENCES, KnownDefectHit, KnownDefectsError, template_defects
 from .known_defects import load as load_known_defects
 from .masking import MASKER
-from .processes import children
 from .postgres import SubjectDatabase
+from .processes import children
 from .release import Release, ReleaseError, load_release
 from .report import TestResult, release_properties, render_markdown, write_report
 from .server_api import BackupServer, RoleTokens, ServerAdmin, ServerClient
+from .shared_cluster import SharedCluster
 from .templates import TemplateDefinition, TemplateDefinitionError, load_definitions
 from .waiting import deadline_clock
 

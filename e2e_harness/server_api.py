@@ -164,6 +164,13 @@ def _data(response: requests.Response, what: str) -> dict:
     return body.get("data") or {}
 
 
+def logged_in_user(admin: ServerAdmin, client: ServerClient, name: str, roles: list[str]) -> str:
+    """A new user ``name`` with ``roles`` and a random password, logged in: its JWT."""
+    password = secrets.token_urlsafe(16)
+    admin.create_user(name, password, roles)
+    return client.login(name, password)
+
+
 @dataclass
 class RoleTokens:
     """One user per set of roles for the whole test process, logged in once, removed at its end.
@@ -184,9 +191,7 @@ class RoleTokens:
         key = tuple(sorted(roles))
         if key not in self._tokens:
             name = f"{self.prefix}-{len(self._tokens) + 1}"[:63]
-            password = secrets.token_urlsafe(16)
-            self.admin.create_user(name, password, list(key))
-            self._tokens[key] = self.client.login(name, password)
+            self._tokens[key] = logged_in_user(self.admin, self.client, name, list(key))
         return self._tokens[key]
 
     def close(self) -> None:
@@ -211,10 +216,7 @@ class BackupServer:
 
     def user_token(self, roles: list[str]) -> str:
         """A new user with ``roles``, logged in: its JWT."""
-        name = self.new_name("user")
-        password = secrets.token_urlsafe(16)
-        self.admin.create_user(name, password, roles)
-        return self.client.login(name, password)
+        return logged_in_user(self.admin, self.client, self.new_name("user"), roles)
 
     def role_token(self, roles: list[str]) -> str:
         """A JWT of a user with exactly ``roles``, shared with the process's other scenarios (RoleTokens)."""

@@ -35,6 +35,12 @@ DEFECT_ROW = re.compile(r"^\| `([^`]+)` .*?\| (retry-intermittent) \| (\d+) \|",
 HITS_IN_A_ROW = re.compile(r"^(\w+)_hits_in_a_row_(\d+)$")
 
 
+def outcomes(junit: Path) -> dict[str, str]:
+    """``{test id: passed|failed|xfailed|skipped}`` from one JUnit file, read as the report merger reads it."""
+    return {r.nodeid: "failed" if r.outcome == "error" else r.outcome
+            for results in results_of(junit).values() for r in results}
+
+
 def hits_in_a_row(junit: Path) -> dict[str, dict[int, int]]:
     """``{action: {k: how many actions ended after k known-defect hits in a row}}`` over one run's scenarios."""
     found: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))

@@ -231,10 +231,8 @@ class LocalBackend(SkaffoldBackend):
         other workers to attach to, owned by the controller (xdist's main process, this worker's parent)
         so that a later run sweeps it should the controller be killed."""
         if self.kept is None:
-            if not self._keep(self.shared_name):
+            if not (self._keep(self.shared_name) and self._reuse_kept_cluster()):   # kept, then attached to
                 raise BackendError("the cluster could not be kept for the run's other workers (see the line above)")
-            self.kept = KeptCluster.load(self.settings.build_dir, self.shared_name)
-            self.state_dir, self.raw_logs = Path(self.kept.state_dir), Path(self.kept.state_dir) / "logs"
         elif self.kept.name != self.shared_name:   # a cluster kept by an earlier run: this run owns it now
             self.kept = self.kept.renamed(self.settings.build_dir, self.shared_name)
         self.kept.claim(os.getppid())
@@ -255,7 +253,7 @@ class LocalBackend(SkaffoldBackend):
                          f"({kept.path(self.settings.build_dir, kept.name)})")
             return
         removed = kept.teardown(self.settings.build_dir)
-        progress.say(f"removed the run's cluster" + (f" ({', '.join(removed)})" if removed else ""))
+        progress.say("removed the run's cluster" + (f" ({', '.join(removed)})" if removed else ""))
 
     def stop(self) -> None:
         super().stop()   # port-forwards and the API client
