@@ -6,8 +6,8 @@ else local). As root it installs the missing packages with apt-get; anyone else 
 ``sudo apt-get install -y ...`` line for exactly what is missing, and it fails. When nothing is
 missing it needs no root, and no apt-get (macOS with the tools installed passes).
 
-``HOST_TOOLS`` is the one table of what each backend needs on the host; a name starting with
-``/`` is a file, anything else a command on PATH. Standard library only: ``make system-deps``
+``HOST_TOOLS`` is what each backend needs on the host (its entry in e2e_harness/backend_registry.py);
+a name starting with ``/`` is a file, anything else a command on PATH. Standard library only: ``make system-deps``
 runs this with the host's ``python3`` before the venv exists.
 """
 
@@ -20,34 +20,10 @@ import subprocess
 import sys
 from typing import Iterable, Mapping
 
-# Every backend: component sources are git checkouts, the harness makes the backups' keys, and Go
-# builds the components (go build on local, ko inside skaffold on k3d and existing).
-_EVERY_BACKEND = {
-    "git": "component sources are git checkouts",
-    "gpg": "the harness makes the backups' keys",
-    "go": "builds the components (Debian's golang-go, or go.dev)",
-    "skopeo": "pushes ko's base image (and, on local, every image built here) to the cluster's registry",
-}
+from .backend_registry import BY_NAME, UnknownBackend, resolve
 
-HOST_TOOLS: dict[str, dict[str, str]] = {
-    # A real Kubernetes node on this machine, and what builds the images its pods run.
-    "local": {
-        **_EVERY_BACKEND,
-        "containerd": "the node's container runtime", "ctr": "ends the node's containers at teardown",
-        "runc": "the node's OCI runtime", "/usr/lib/cni/bridge": "the node's pod network (CNI plugins)",
-        "iptables": "kube-proxy's Services", "conntrack": "kube-proxy's Services",
-        "ip": "the node's network namespace (iproute2)", "nsenter": "runs the node in its namespace",
-        "docker-registry": "serves the images built here", "mmdebstrap": "builds Debian-based images",
-        "/usr/share/keyrings/debian-archive-keyring.gpg": "mmdebstrap verifies Debian's archive with it",
-        "gcc": "builds the pause image",
-        "/usr/include/stdio.h": "the pause image links a static libc (libc6-dev)",
-        "busybox": "the busybox image (busybox-static)",
-        "/etc/ssl/certs/ca-certificates.crt": "the static base image's CA certificates",
-        "/usr/share/zoneinfo/UTC": "the static base image's time zones",
-    },
-    "k3d": {**_EVERY_BACKEND, "docker": "k3d runs the cluster and its registry in Docker"},
-    "existing": dict(_EVERY_BACKEND),
-}
+# What each backend needs on the host: its entry's tools in e2e_harness/backend_registry.py.
+HOST_TOOLS: dict[str, dict[str, str]] = {name: entry.tools() for name, entry in BY_NAME.items()}
 
 PACKAGES = {
     "go": "golang-go",
@@ -103,25 +79,12 @@ def missing_tools(needed: Mapping[str, str]) -> dict[str, str]:
     return {tool: why for tool, why in needed.items() if not present(tool)}
 
 
-def docker_engine_answers(timeout: float = 10) -> bool:
-    """True when a Docker engine answers ``docker info`` (the client alone is not enough), as the k3d
-    backend's own check in ``e2e_harness.backends.k3d``; repeated here so that this module needs nothing
-    beyond Python's standard library (``make system-deps`` runs it before the venv exists)."""
+def resolve_backend(name: str) -> str:
+    """``name``, or for ``auto`` the backend the harness picks (e2e_harness/backend_registry.py)."""
     try:
-        return subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout).returncode == 0
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-
-
-def resolve_backend(name: str, docker_available=docker_engine_answers) -> str:
-    """``name``, or for ``auto`` the backend the harness picks (``e2e_harness.backends.backend_class``):
-    k3d when a Docker engine answers, else local."""
-    if name == "auto":
-        return "k3d" if docker_available() else "local"
-    if name not in HOST_TOOLS:
-        raise HostToolsError(f"unknown backend {name!r}; choose one of auto, {', '.join(HOST_TOOLS)}")
-    return name
+        return resolve(name).name
+    except UnknownBackend as exc:
+        raise HostToolsError(str(exc)) from None
 
 
 def system_deps(backend: str, say=print, euid: int | None = None) -> int:

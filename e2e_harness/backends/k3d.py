@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import yaml
 
-from .. import progress
+from .. import docker, progress
 from ..commands import CommandError, run, tail
 from ..components import ResolvedSource
 from ..processes import free_port
@@ -362,14 +362,6 @@ def unhostable_reason(image: str, release, built: Mapping[str, str], failed: Map
     return f"image {image}: this run has not built it (the deploy builds it){upstream}"
 
 
-def docker_engine_available(timeout: float = 10) -> bool:
-    """True when a Docker engine answers (the client alone is not enough)."""
-    try:
-        return run(["docker", "info", "--format", "{{.ServerVersion}}"], timeout=timeout, check=False).returncode == 0
-    except CommandError:
-        return False
-
-
 class K3dBackend(SkaffoldBackend):
     name = "k3d"
 
@@ -400,7 +392,7 @@ class K3dBackend(SkaffoldBackend):
 
     def preflight(self) -> None:
         """The Docker engine first (nothing else matters without it), then every other need at once."""
-        if not docker_engine_available():
+        if not docker.engine_answers():
             raise BackendUnavailable("k3d backend needs a running Docker engine (`docker info` failed)")
         problems = []
         if shutil.which("skopeo") is None:
