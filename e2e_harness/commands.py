@@ -46,9 +46,17 @@ class Result:
     stderr: str
 
 
+_verbose: bool | None = None   # the plugin's resolved knob (--verbose-commands, VERBOSE); None: the CLIs'
+
+
+def configure(*, verbose: bool) -> None:
+    global _verbose
+    _verbose = verbose
+
+
 def verbose() -> bool:
     """The old harness's VERBOSE knob: echo commands' output."""
-    return flag(os.environ, "VERBOSE")
+    return _verbose if _verbose is not None else flag(os.environ, "VERBOSE")
 
 
 def tail(text: str, lines: int = OUTPUT_TAIL_LINES) -> str:

@@ -30,11 +30,11 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
 from .commands import CommandError, run
+from .knobs import SOURCE_MODES
 from .release import COMPONENT_KEYS, Pin, Release
 
 log = logging.getLogger("e2e_harness.components")
 
-SOURCE_MODES = ("auto", "git", "goproxy")
 GIT_MIRROR_ENV = "E2E_GIT_MIRROR"
 MARKER = ".e2e-harness-source.json"  # written into copies taken from the Go module proxy
 GIT_TIMEOUT = 900
