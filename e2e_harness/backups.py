@@ -1,9 +1,10 @@
 """The client side of a backup: keys, ScheduledBackups, RequestedBackupActions and their Jobs.
 
-Rules from ../shared/reference/controller.md that this module encodes:
+Rules of the pinned controller (backup-maker-controller v0.1.3) that this module encodes:
 * the GPG Secret is made here with complete keys (gpg, ed25519/cv25519, no passphrase),
-  never left to the controller's ``createIfNotExists``, which rewrites keys after its
-  condition is True and so races the first Job (§3, §7) — unless a scenario asks for it;
+  never left to the controller's ``createIfNotExists``, which creates and then updates the
+  Secret (pkg/factory/aggregate_factory.go:97-130) after its condition is True and so races
+  the first Job — unless a scenario asks for it;
 * a RequestedBackupAction is created only after its ScheduledBackup's condition is True;
 * the Job is found through the action's ``ownedReferences`` tracking id (label
   ``riotkit.org/job-tracking-id``), its pods through their ownerReference to the Job
@@ -33,10 +34,9 @@ import yaml
 
 from . import abandoned, progress
 from .jobs import job_conditions, job_finished, job_outcome
-from .known_defects import OCCURRENCES, KnownDefect, intermittent_match
-from .known_defects import load as load_known_defects
+from .known_defects import KnownDefect, Occurrences, intermittent_match
 from .kube import Kube
-from .masking import MASKER
+from .masking import SecretMasker
 from .release import Release
 from .waiting import Observation, poll_until
 
@@ -95,13 +95,13 @@ def _gpg(home: str, *args: str, stdin: bytes | None = None) -> bytes:
     return proc.stdout
 
 
-def make_gpg_keys(email: str) -> GpgKeys:
+def make_gpg_keys(email: str, masker: SecretMasker) -> GpgKeys:
     """A fresh ed25519 signing key with a cv25519 encryption subkey, exported armored."""
     with _keyring() as home:
         _gpg(home, "--quick-gen-key", f"e2e <{email}>", "future-default", "default", "never")
         public = _gpg(home, "--armor", "--export", email).decode()
         private = _gpg(home, "--armor", "--export-secret-keys", email).decode()
-    MASKER.add(private)
+    masker.add(private)
     return GpgKeys(email, public, private)
 
 
@@ -146,6 +146,9 @@ class ActionResult:
     def describe(self) -> str:
         """For assertion messages: the Job's verdict, the action's status and the pods' log tail."""
         tail = "\n".join(self.logs.strip().splitlines()[-25:])
+        if not self.action:   # a Job made from a CronJob: no action reports it
+            return (f"Job {self.job['metadata']['name']} (from the ScheduledBackup's CronJob) "
+                    f"conditions={job_conditions(self.job)}\n--- pod log tail ---\n{tail}")
         return (f"RequestedBackupAction {self.name}: Job {self.job['metadata']['name']} "
                 f"conditions={job_conditions(self.job)}; action status={_health_summary(self.status)}\n"
                 f"--- pod log tail ---\n{tail}")
@@ -163,9 +166,11 @@ class Backups:
     kube: Kube
     namespace: str
     pod_logs: Callable[[str, str, str | None], str]
+    masker: SecretMasker   # the run's: the Secrets made here and the Jobs' logs go through it
     check_alive: Callable[[], None] = lambda: None   # raises naming a dead component (local backend)
     release: Release | None = None
-    defects: list[KnownDefect] = field(default_factory=load_known_defects)
+    defects: list[KnownDefect] = field(default_factory=list)   # the run's catalogue (e2e_harness/known-defects.yaml)
+    occurrences: Occurrences = field(default_factory=Occurrences)   # the run's count of known-defect hits
     results: list[ActionResult] = field(default_factory=list)
     defect_hits: int = 0   # Jobs that failed with a known intermittent defect's symptom and were run again
     # action -> {hits in a row before the action ended: how many actions}: the benchmark's hit rates
@@ -201,7 +206,7 @@ class Backups:
     def _secret(self, name: str, values: dict[str, str]) -> None:
         secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": self.namespace},
                   "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()}}
-        MASKER.add_secret_object(secret)
+        self.masker.add_secret_object(secret)
         self.kube.apply([secret])
 
     # --- ScheduledBackup ------------------------------------------------------------------
@@ -232,16 +237,27 @@ class Backups:
         """Request ``action`` of ``scheduled``; wait for its Job to finish and the action's health report.
 
         A Job that failed with the exact symptom of a known intermittent defect of this
-        release (fixtures/known-defects.yaml) is requested again, up to the defect's
+        release (e2e_harness/known-defects.yaml) is requested again, up to the defect's
         attempts; each occurrence is counted for the report. Nothing else is retried."""
+        return self._retrying_known_defects(action, f"{action} of ScheduledBackup {self.namespace}/{scheduled}",
+                                            lambda: self._run_once(action, scheduled))
+
+    def run_scheduled(self, scheduled: str) -> ActionResult:
+        """Run the ScheduledBackup's CronJob once, as its schedule would: a Job made from the CronJob's own
+        ``jobTemplate`` (what ``kubectl create job --from=cronjob/<name>`` makes), waited for until it
+        finishes. Known intermittent defects are retried as in ``run``. The result has no action."""
+        return self._retrying_known_defects("backup", f"a Job of the CronJob of ScheduledBackup "
+                                            f"{self.namespace}/{scheduled}", lambda: self._run_cronjob_once(scheduled))
+
+    def _retrying_known_defects(self, action: str, what: str, run_once: Callable[[], ActionResult]) -> ActionResult:
         runs = self.hit_runs.setdefault(action, {})
         for attempt in itertools.count(1):
-            with progress.step(f"{action} of ScheduledBackup {self.namespace}/{scheduled}"):
-                result = self._run_once(action, scheduled)
+            with progress.step(what):
+                result = run_once()
             defect = None if result.job_outcome != "Failed" else intermittent_match(self.defects, self.release,
                                                                                   result.logs)
             if defect is not None:
-                OCCURRENCES.add(defect)
+                self.occurrences.add(defect)
                 self.defect_hits += 1
                 progress.say(f"known defect {defect.id} hit {result.name} (attempt {attempt} of {defect.attempts})")
             if defect is None or attempt >= defect.attempts:
@@ -274,17 +290,52 @@ class Backups:
                                        "in childrenResourcesHealth (the controller's observer)",
                                   where="the controller's log")
         pods = self._pods_of(job)
-        logs = "\n".join(self.pod_logs(self.namespace, p["metadata"]["name"], c["name"])
-                         for p in pods for c in (p["spec"].get("initContainers") or []) + p["spec"]["containers"])
-        # A pod the kubelet ended (an eviction) says why in its status, not in its log.
-        logs += "".join(f"\npod {p['metadata']['name']}: {p['status']['reason']}: {p['status'].get('message', '')}"
-                        for p in pods if (p.get("status") or {}).get("reason"))
+        logs = self._logs_of(pods)
         now = time.monotonic()
-        result = ActionResult(name, action, final, job, pods, MASKER.mask(logs), now - started,
+        result = ActionResult(name, action, final, job, pods, self.masker.mask(logs), now - started,
                               {"render": rendered_at - started, "job": finished_at - rendered_at,
                                "health": now - finished_at})
         self.results.append(result)
         return result
+
+    def _run_cronjob_once(self, scheduled: str) -> ActionResult:
+        started = time.monotonic()
+        owned = [c for c in self.kube.list("batch/v1", "CronJob", self.namespace)
+                 if any(o.get("kind") == "ScheduledBackup" and o.get("name") == scheduled
+                        for o in c["metadata"].get("ownerReferences") or [])]
+        if len(owned) != 1:
+            raise BackupError(f"ScheduledBackup {self.namespace}/{scheduled}: expected exactly one CronJob owned by "
+                              f"it, found {[c['metadata']['name'] for c in owned]}")
+        cronjob = owned[0]
+        template = cronjob["spec"]["jobTemplate"]
+        name = f"{cronjob['metadata']['name']}-manual-{next(self._counter)}"[:63]
+        self.kube.apply([{"apiVersion": "batch/v1", "kind": "Job",
+                          "metadata": {"name": name, "namespace": self.namespace,
+                                       "labels": (template.get("metadata") or {}).get("labels") or {},
+                                       "annotations": {**((template.get("metadata") or {}).get("annotations") or {}),
+                                                       "cronjob.kubernetes.io/instantiate": "manual"},
+                                       "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob",
+                                                            "name": cronjob["metadata"]["name"],
+                                                            "uid": cronjob["metadata"]["uid"], "controller": True}]},
+                          "spec": template["spec"]}])
+        job = self.kube.wait_for("batch/v1", "Job", name, self._alive(job_finished), namespace=self.namespace,
+                                 timeout=JOB_TIMEOUT, what=f"Job {self.namespace}/{name} (from CronJob "
+                                 f"{cronjob['metadata']['name']}) to be Complete or Failed",
+                                 where=f"the pods of Job {name} and their logs")
+        finished = time.monotonic()
+        pods = self._pods_of(job)
+        result = ActionResult(name, "backup", {}, job, pods, self.masker.mask(self._logs_of(pods)),
+                              finished - started, {"job": finished - started})
+        self.results.append(result)
+        return result
+
+    def _logs_of(self, pods: list[dict]) -> str:
+        """Every container's log of ``pods``, and why the kubelet ended a pod (an eviction says so in its
+        status, not in its log)."""
+        logs = "\n".join(self.pod_logs(self.namespace, p["metadata"]["name"], c["name"])
+                         for p in pods for c in (p["spec"].get("initContainers") or []) + p["spec"]["containers"])
+        return logs + "".join(f"\npod {p['metadata']['name']}: {p['status']['reason']}: "
+                              f"{p['status'].get('message', '')}" for p in pods if (p.get("status") or {}).get("reason"))
 
     def _find_job(self, action: dict, action_name: str) -> dict:
         refs = [r for r in action["status"]["ownedReferences"] if r.get("kind") == "Job"]

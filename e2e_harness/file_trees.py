@@ -21,10 +21,11 @@ IMAGE = "busybox"
 MOUNT = "/data"
 MARKER = "MANIFEST "
 
+SEED_TEXT = "release harness file tree"   # readme.txt's content: must show in a decrypted backup of the tree
 # A tree with text, binary and executable files, restricted modes and a nested directory.
 SEED = """set -e
 mkdir -p "$R/nested/deeper"
-printf 'release harness file tree\\n' > "$R/readme.txt"
+printf '""" + SEED_TEXT + """\\n' > "$R/readme.txt"
 head -c 20000 /dev/urandom > "$R/nested/random.bin"
 printf '#!/bin/sh\\necho restored\\n' > "$R/nested/run.sh"
 chmod 755 "$R/nested/run.sh"

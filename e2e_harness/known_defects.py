@@ -1,4 +1,4 @@
-"""Known defects of the pinned release (fixtures/known-defects.yaml) and what the harness does about them.
+"""Known defects of the pinned release (e2e_harness/known-defects.yaml) and what the harness does about them.
 
 A known defect is never hidden: an intermittent one lets a step run again only when its
 log shows the defect's exact symptom, and every occurrence is counted and printed in the
@@ -20,7 +20,7 @@ import yaml
 
 from .release import Release
 
-DEFECTS_FILE = Path(__file__).resolve().parents[1] / "fixtures" / "known-defects.yaml"
+DEFECTS_FILE = Path(__file__).resolve().parent / "known-defects.yaml"   # package data; --known-defects overrides
 HANDLINGS = ("retry-intermittent", "xfail")
 # A good release may go red through an intermittent defect that hits every attempt of some step: at
 # most this often per run, from the rates measured for it (``measured``; the soak prints them).
@@ -127,7 +127,8 @@ def load(path: Path = DEFECTS_FILE) -> list[KnownDefect]:
 
 
 class Occurrences:
-    """How often each known defect showed up in this run (thread-safe; read by the report)."""
+    """How often each known defect showed up in this run (thread-safe; one per session, in the plugin's
+    state; read by the report)."""
 
     def __init__(self):
         self._counts: dict[str, int] = {}
@@ -146,8 +147,6 @@ class Occurrences:
             return dict(self._counts)
 
 
-OCCURRENCES = Occurrences()
-
 
 def intermittent_match(defects: list[KnownDefect], release: Release | None, log: str) -> KnownDefect | None:
     """The intermittent defect of this release whose symptom the log shows, if any."""
@@ -163,9 +162,9 @@ def template_defects(defects: list[KnownDefect], release: Release | None, scenar
     return [d for d in defects if d.applies(release) and d.breaks(scenario, backup_script, restore_script)]
 
 
-def raise_if_hit(defects: list[KnownDefect], log: str) -> None:
-    """Raise KnownDefectHit when ``log`` shows the symptom of one of ``defects`` (counted for the report)."""
+def raise_if_hit(defects: list[KnownDefect], log: str, occurrences: Occurrences) -> None:
+    """Raise KnownDefectHit when ``log`` shows the symptom of one of ``defects`` (counted in ``occurrences``)."""
     for defect in defects:
         if defect.shown_in(log):
-            OCCURRENCES.add(defect)
+            occurrences.add(defect)
             raise KnownDefectHit(f"known defect {defect.id}: the log shows {defect.symptom!r}; {defect.cause}")

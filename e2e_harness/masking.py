@@ -63,7 +63,3 @@ class SecretMasker:
         for shape in SHAPES:
             text = shape.sub(MASK, text)
         return text
-
-
-# The run's masker: the plugin, the bundle collector and the progress output share it.
-MASKER = SecretMasker()

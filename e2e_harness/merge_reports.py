@@ -18,7 +18,7 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
 
-from .report import TestResult, render_template_matrix, write_report
+from .report import TestResult, render_template_matrix, templates_untested, write_report
 
 
 class MergeError(RuntimeError):
@@ -78,6 +78,9 @@ def merge(paths: list[Path], junit_out: Path, report_out: Path) -> tuple[int, in
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     bad = [r for r in results if r.outcome in ("failed", "error")]
     verdict = "FAILED" if bad else ("PASSED" if counts.get("passed") else "NOT TESTED")
+    templates, untested = templates_untested(results)
+    if untested and verdict != "NOT TESTED":
+        verdict += f"; {len(untested)} of {len(templates)} procedure templates not tested in any run"
     lines = [f"# Release compatibility report (merged from {len(paths)} runs): {verdict}", "",
              ", ".join(f"{n} {o}" for o, n in sorted(counts.items())), ""]
     if bad:

@@ -20,19 +20,18 @@ from pathlib import Path
 
 import pytest
 
-from . import interrupts, progress, shared_cluster
-from .backends import BACKEND_NAMES, Backend, BackendUnavailable, Endpoints, Settings, backend_class
+from . import commands, interrupts, knobs, progress, shared_cluster
+from .backends import BACKEND_NAMES, Backend, BackendUnavailable, BackendUsageError, Endpoints, Settings, backend_class
 from .backups import Backups
 from .components import COMPONENTS, ComponentSourceError, ResolvedSource, SourceResolver, git_mirror_from
 from .diagnostics import bundle_dir, collect_bundle
 from .knobs import KnobError, Knobs
-from .known_defects import OCCURRENCES, KnownDefectHit, KnownDefectsError, template_defects
+from .known_defects import DEFECTS_FILE, KnownDefect, KnownDefectHit, KnownDefectsError, Occurrences, template_defects
 from .known_defects import load as load_known_defects
-from .masking import MASKER
-from .postgres import SubjectDatabase
+from .masking import SecretMasker
 from .processes import children
 from .release import Release, ReleaseError, load_release
-from .report import TestResult, release_properties, render_markdown, write_report
+from .report import TestResult, add_junit_properties, release_properties, render_markdown, write_report
 from .server_api import BackupServer, RoleTokens, ServerAdmin, ServerClient
 from .shared_cluster import SharedCluster
 from .templates import TemplateDefinition, TemplateDefinitionError, load_definitions
@@ -62,6 +61,9 @@ class HarnessState:
     deleted_namespaces: list[str] = field(default_factory=list)   # deletion requested, awaited once at the end
     report_path: Path | None = None
     templates: list[TemplateDefinition] | None = None  # the matrix, read at collection
+    masker: SecretMasker = field(default_factory=SecretMasker)     # every secret the run learns; masks all output
+    occurrences: Occurrences = field(default_factory=Occurrences)  # known-defect hits, for the report
+    known_defects: list[KnownDefect] | None = None                 # the catalogue, loaded once
 
 
 STATE = pytest.StashKey[HarnessState]()
@@ -91,6 +93,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--git-mirror", default=None, metavar="DIR",
                     help="clone components from <repository>.bundle files or bare <repository>.git dirs in DIR "
                          "(default: $E2E_GIT_MIRROR)")
+    group.addoption("--known-defects", default=None, metavar="PATH",
+                    help=f"the known defects of the release (default: the harness's own, {DEFECTS_FILE.name})")
+    knobs.add_options(group)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -140,12 +145,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # A CI cancel or `kill` sends SIGTERM: stop like Ctrl-C, so every fixture tears down what it started.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
-    worker = session.config.stash[STATE].worker
+    state = session.config.stash[STATE]
+    worker = state.worker
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if worker is not None:   # a worker's terminal is not shown; its stderr is the console's
-        progress.configure(lambda line: os.write(2, (line + "\n").encode()), MASKER.mask, label=progress.test_label(worker))
+        progress.configure(lambda line: os.write(2, (line + "\n").encode()), state.masker.mask,
+                           label=progress.test_label(worker))
     elif reporter is not None:
-        progress.configure(lambda line: reporter.write_line(line), MASKER.mask)
+        progress.configure(lambda line: reporter.write_line(line), state.masker.mask)
+    if _runs_scenarios(session.config) and not session.config.option.collectonly:
+        _load_inputs(session.config)   # a usage error says so before collection, not as a collection error
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -156,19 +165,35 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def _load_inputs(config: pytest.Config) -> HarnessState:
-    """Knobs, release.env, the git mirror and the known defects, validated once; a usage error otherwise."""
+    """Knobs, release.env, the git mirror, the known defects and the knobs' fit to the backend, validated
+    once; a usage error (exit status 4) otherwise."""
     state = config.stash[STATE]
     if state.release is not None:
         return state
     path = config.getoption("--release-env") or state.project_dir / "release.env"
     try:
-        state.knobs = Knobs.from_env()
+        state.knobs = knobs.from_pytest(config)
+        commands.configure(verbose=state.knobs.verbose)
         state.release = load_release(path)
         state.git_mirror = git_mirror_from(config.getoption("--git-mirror"), os.environ)
-        load_known_defects()
-    except (ReleaseError, KnobError, ComponentSourceError, KnownDefectsError) as exc:
+        state.known_defects = load_known_defects(Path(config.getoption("--known-defects") or DEFECTS_FILE))
+        if _runs_scenarios(config):
+            backend_class(config.getoption("--backend"))(_settings(config, state, keep_cluster=False,
+                                                                   shared=False)).check_usage()
+    except (ReleaseError, KnobError, ComponentSourceError, KnownDefectsError, BackendUsageError) as exc:
+        state.release = None
         pytest.exit(f"e2e-harness: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
     return state
+
+
+def _runs_scenarios(config: pytest.Config) -> bool:
+    """Whether a path of the command line holds tests/e2e or lies in it."""
+    scenarios = (config.stash[STATE].project_dir / "tests" / "e2e").resolve()
+    for arg in config.args:
+        path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
+        if path == scenarios or scenarios in path.parents or path in scenarios.parents:
+            return True
+    return False
 
 
 def _resolver(state: HarnessState) -> SourceResolver:
@@ -194,14 +219,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     Collecting it resolves backup-maker's source (the only component resolved at collection:
     the matrix is whatever that revision ships). A scenario marked ``template_family(x)``
-    gets that family's templates only; a known defect of the release (fixtures/known-defects.yaml,
+    gets that family's templates only; a known defect of the release (e2e_harness/known-defects.yaml,
     ``handling: xfail``) marks its cases xfail(strict=True), expected only on its symptom."""
     if "procedure_template" not in metafunc.fixturenames:
         return
     state = _load_inputs(metafunc.config)
     _template_definitions(metafunc.config)
     family = metafunc.definition.get_closest_marker("template_family")
-    defects = load_known_defects()
+    defects = state.known_defects
     params = []
     for definition in state.templates:
         if family and definition.family != family.args[0]:
@@ -235,7 +260,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     report = yield
     if report.failed:
         _attach_failure_bundle(item, report)
-        masked = MASKER.mask(str(report.longrepr))
+        masked = item.config.stash[STATE].masker.mask(str(report.longrepr))
         if masked != str(report.longrepr):
             report.longrepr = masked
     return report
@@ -258,7 +283,8 @@ def _attach_failure_bundle(item: pytest.Item, report) -> None:
             extra["server-versions.yaml"] = f"<cannot list versions: {type(exc).__name__}: {exc}>\n"
     try:
         collect_bundle(backend.kube, lambda ns, pod, c: backend.pod_logs(ns, pod, c),
-                       [namespace, *backend.diagnostic_namespaces()], dest, MASKER, backend.service_logs(), extra)
+                       [namespace, *backend.diagnostic_namespaces()], dest, state.masker, backend.service_logs(),
+                       extra)
     except Exception as exc:  # noqa: BLE001 - a broken collector must not hide the test's own failure
         report.sections.append(("failure bundle", f"could not be collected: {type(exc).__name__}: {exc}"))
         return
@@ -298,15 +324,16 @@ def _worker_output(state: HarnessState) -> dict:
             "backend": state.backend_name, "platform": state.platform,
             "sources": [{"component": s.component.name, "path": str(s.path), "origin": s.origin,
                          "revision": s.revision, "detail": s.detail} for s in state.sources],
-            "occurrences": OCCURRENCES.counts(), "secrets": MASKER.values()}
+            "occurrences": state.occurrences.counts(), "secrets": state.masker.values()}
 
 
 def _merge_worker_output(config: pytest.Config, output: dict) -> None:
     """A worker's output into the controller's state (its secrets into the masker before anything is written)."""
+    state = config.stash[STATE]
     for value in output.get("secrets", ()):
-        MASKER.add(value)
+        state.masker.add(value)
     for defect_id, count in output.get("occurrences", {}).items():
-        OCCURRENCES.add_count(defect_id, count)
+        state.occurrences.add_count(defect_id, count)
     if not output.get("release_loaded"):
         return
     state = _load_inputs(config)
@@ -331,17 +358,8 @@ class _Controller:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         """A run of the scenarios checks its inputs here, once: a usage error in a worker's collection would
         end as xdist's internal error instead of exit status 4 with the message."""
-        if self._runs_scenarios():
+        if _runs_scenarios(self.config):   # the controller collects nothing: it asks the command line
             _template_definitions(self.config)
-
-    def _runs_scenarios(self) -> bool:
-        """Whether a path of the command line holds tests/e2e or lies in it (the controller collects nothing)."""
-        scenarios = (self.config.stash[STATE].project_dir / "tests" / "e2e").resolve()
-        for arg in self.config.args:
-            path = (self.config.invocation_params.dir / arg.split("::")[0]).resolve()
-            if path == scenarios or scenarios in path.parents or path in scenarios.parents:
-                return True
-        return False
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node) -> None:
@@ -388,13 +406,6 @@ class _Controller:
 
 
 def _write_reports(session: pytest.Session, state: HarnessState, interrupted: bool = False) -> None:
-    from _pytest.junitxml import xml_key  # the documented record_testsuite_property uses the same object
-
-    xml = session.config.stash.get(xml_key, None)
-    if xml is not None:
-        for name, value in release_properties(state.release, state.sources, state.backend_name,
-                                              state.platform):
-            xml.add_global_property(name, value)
     results = []
     for nodeid, reports in session.config.stash[REPORTS].items():
         outcome = "passed"
@@ -413,12 +424,22 @@ def _write_reports(session: pytest.Session, state: HarnessState, interrupted: bo
                 reason = r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr)
                 reason = reason.removeprefix("Skipped: ")
         results.append(TestResult(nodeid, outcome, sum(r.duration for r in reports.values()),
-                                  _bundle_of(reports), MASKER.mask(reason)))
-    seen = OCCURRENCES.counts()
-    defects = [(d, seen.get(d.id, 0)) for d in load_known_defects() if d.applies(state.release)]
+                                  _bundle_of(reports), state.masker.mask(reason)))
+    seen = state.occurrences.counts()
+    defects = [(d, seen.get(d.id, 0)) for d in state.known_defects if d.applies(state.release)]
     text = render_markdown(state.release, state.sources, state.backend_name, results, state.artifacts_dir, defects,
                            state.platform, interrupted=interrupted)
-    state.report_path = write_report(MASKER.mask(text), state.artifacts_dir)
+    state.report_path = write_report(state.masker.mask(text), state.artifacts_dir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The release's pins, sources, backend and platform as properties of the JUnit file (once written)."""
+    state = config.stash.get(STATE, None)
+    xml_path = getattr(config.option, "xmlpath", None)
+    if state is None or state.worker is not None or state.release is None or not xml_path or not Path(xml_path).is_file():
+        return
+    add_junit_properties(Path(xml_path), release_properties(state.release, state.sources, state.backend_name,
+                                                            state.platform))
 
 
 def _bundle_of(reports: dict) -> Path | None:
@@ -476,7 +497,7 @@ def _settings(config: pytest.Config, state: HarnessState, *, keep_cluster: bool,
                     artifacts_dir=state.artifacts_dir, run_id=state.run_id, keep_cluster=keep_cluster,
                     skip_server_install=knobs.skip_server_install, skip_client_install=knobs.skip_client_install,
                     kube_context=config.getoption("--kube-context"), cluster_name=config.getoption("--cluster-name"),
-                    shared=shared)
+                    shared=shared, masker=state.masker)
 
 
 @pytest.fixture(scope="session")
@@ -553,7 +574,7 @@ def _prepare_or_attach(backend: Backend, sources, harness_state: HarnessState, w
         except BaseException as exc:
             if first:
                 shared.write(state="failed", worker=worker, backend=backend.name,
-                             error=MASKER.mask(f"{type(exc).__name__}: {exc}")[-4000:])
+                             error=harness_state.masker.mask(f"{type(exc).__name__}: {exc}")[-4000:])
             raise
         if first:
             shared.write(state="ready", worker=worker, backend=backend.name)
@@ -587,38 +608,52 @@ def endpoints(cluster: Backend) -> Endpoints:
 @pytest.fixture(scope="session")
 def role_tokens(cluster: Backend, endpoints: Endpoints, harness_state: HarnessState) -> RoleTokens:
     """The process's server users by role, each logged in once (RoleTokens: the server's login limit)."""
-    tokens = RoleTokens(ServerAdmin(cluster.kube, endpoints.server_namespace),
-                        ServerClient(endpoints.server_url_from_tests),
+    masker = harness_state.masker
+    tokens = RoleTokens(ServerAdmin(cluster.kube, endpoints.server_namespace, masker),
+                        ServerClient(endpoints.server_url_from_tests, masker),
                         prefix=f"e2e-{harness_state.run_id}-{harness_state.worker or 'main'}-role")
     yield tokens
     tokens.close()
 
 
 @pytest.fixture
-def backup_server(cluster: Backend, endpoints: Endpoints, namespace: str, role_tokens: RoleTokens) -> BackupServer:
+def backup_server(cluster: Backend, endpoints: Endpoints, namespace: str, role_tokens: RoleTokens,
+                  harness_state: HarnessState) -> BackupServer:
     """Admin of the server (users, collections as custom resources) and its API client, per test."""
-    server = BackupServer(ServerAdmin(cluster.kube, endpoints.server_namespace),
-                          ServerClient(endpoints.server_url_from_tests), prefix=namespace, tokens=role_tokens)
+    masker = harness_state.masker
+    server = BackupServer(ServerAdmin(cluster.kube, endpoints.server_namespace, masker),
+                          ServerClient(endpoints.server_url_from_tests, masker), prefix=namespace, tokens=role_tokens)
     yield server
     server.close()
 
 
-@pytest.fixture
-def subject_db(endpoints: Endpoints, namespace: str) -> SubjectDatabase:
-    """A fresh PostgreSQL database to back up, named after the test; dropped afterwards."""
-    database = SubjectDatabase.create(endpoints.subject_db_from_tests, endpoints.subject_db_in_pods,
-                                      "subject_" + re.sub(r"[^a-z0-9]", "_", namespace))
-    yield database
-    database.drop()
+@pytest.fixture(scope="session")
+def masker(harness_state: HarnessState) -> SecretMasker:
+    """The run's secret masker: a test that makes a secret itself (keys) registers it here."""
+    return harness_state.masker
+
+
+@pytest.fixture(scope="session")
+def known_defects(harness_state: HarnessState) -> list[KnownDefect]:
+    """The release's known defects (e2e_harness/known-defects.yaml, or --known-defects), loaded once."""
+    return harness_state.known_defects
+
+
+@pytest.fixture(scope="session")
+def template_definitions(request: pytest.FixtureRequest) -> list[TemplateDefinition]:
+    """Every procedure template the pinned backup-maker ships (the template matrix)."""
+    return _template_definitions(request.config)
 
 
 @pytest.fixture
-def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, release: Release) -> Backups:
+def backups(request: pytest.FixtureRequest, cluster: Backend, namespace: str, release: Release,
+            harness_state: HarnessState) -> Backups:
     """ScheduledBackups and RequestedBackupActions in the test's namespace, with bounded waits.
 
     Afterwards the time spent in backups, restores and the Jobs' pods goes into the test's
     JUnit properties (read by tests/benchmarks/scenario_suite.py)."""
-    client = Backups(cluster.kube, namespace, cluster.pod_logs, check_alive=cluster.check_services, release=release)
+    client = Backups(cluster.kube, namespace, cluster.pod_logs, harness_state.masker, check_alive=cluster.check_services,
+                     release=release, defects=harness_state.known_defects, occurrences=harness_state.occurrences)
     yield client
     for name, seconds in client.timings().items():
         request.node.user_properties.append((name, f"{seconds:.2f}"))

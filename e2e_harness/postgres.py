@@ -71,8 +71,8 @@ def table_checksum(address: PostgresAddress) -> dict[str, str]:
 class SubjectDatabase:
     """The database a scenario backs up: one name, reached from the tests and from pods.
 
-    Its name has no ``-``: pgbr's restore recreates it through a helper database and
-    fails on such names (../shared/reference/controller.md §7).
+    Its name has no ``-``: pgbr's restore recreates it through a helper database
+    (br-pgbr cmd/db/restore.go:146, ``br_empty_conn_db``) and fails on such names.
     """
 
     from_tests: PostgresAddress

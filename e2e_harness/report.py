@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
+from xml.etree import ElementTree
 
 from .components import ResolvedSource
 from .known_defects import KnownDefect
@@ -50,6 +51,9 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
         counts[r.outcome] = counts.get(r.outcome, 0) + 1
     verdict = "FAILED" if counts.get("failed") or counts.get("error") else (
         "INTERRUPTED (not every scenario ran)" if interrupted else "PASSED" if counts.get("passed") else "NOT TESTED")
+    templates, untested = templates_untested(results)
+    if untested and verdict != "NOT TESTED":
+        verdict += f"; {len(untested)} of {len(templates)} procedure templates not tested on this backend"
     lines = [f"# Release compatibility report: {verdict}", "",
              f"Backend: `{backend or 'none'}`; release file: `{release.path}`", "",
              "## Release", "", "| key | pin | resolved revision | source |", "|---|---|---|---|"]
@@ -74,7 +78,7 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
         lines += ["", "## Procedure templates", "", *matrix]
     if known_defects:
         lines += ["", "## Known defects of this release", "",
-                  "From `fixtures/known-defects.yaml`; an intermittent defect's step is run again only on its "
+                  "From `e2e_harness/known-defects.yaml`; an intermittent defect's step is run again only on its "
                   "exact symptom.", "", "| defect | handling | seen in this run | cause |", "|---|---|---|---|"]
         for defect, seen in known_defects:
             lines.append(f"| `{defect.id}` ({', '.join(defect.components)}) | {defect.handling} | {seen} | "
@@ -83,6 +87,17 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
 
 
 TEMPLATE_CASE = re.compile(r"::(?P<scenario>test_\w+)\[(?P<template>[^\]]+)\]$")
+
+
+def templates_untested(results: Sequence[TestResult]) -> tuple[list[str], list[str]]:
+    """Every template of the matrix among ``results``, and those of them none of whose cases ran
+    (all skipped: not hostable on this backend, or no family yet)."""
+    by_template: dict[str, list[TestResult]] = {}
+    for r in results:
+        if m := TEMPLATE_CASE.search(r.nodeid):
+            by_template.setdefault(m["template"], []).append(r)
+    untested = [t for t, rs in by_template.items() if all(r.outcome == "skipped" for r in rs)]
+    return sorted(by_template), sorted(untested)
 
 
 def template_cell(results: Sequence[TestResult]) -> str:
@@ -137,3 +152,23 @@ def _relative(path: Path, base: Path) -> str:
         return str(path.relative_to(base))
     except ValueError:
         return str(path)
+
+
+def add_junit_properties(path: Path, properties: list[tuple[str, str]]) -> None:
+    """Add ``properties`` to every testsuite of the JUnit file at ``path``, where pytest's own
+    ``record_testsuite_property`` puts them (a ``properties`` element first in the suite).
+
+    Written into the file after pytest has written it: pytest's fixture records nothing in a
+    pytest-xdist run (its workers have no JUnit writer; pytest-dev/pytest#7767), and the
+    harness writes these from the run's controller."""
+    tree = ElementTree.parse(path)
+    suites = [tree.getroot()] if tree.getroot().tag == "testsuite" else tree.getroot().findall("testsuite")
+    for suite in suites:
+        element = suite.find("properties")
+        if element is None:
+            element = ElementTree.Element("properties")
+            suite.insert(0, element)
+        for name, value in properties:
+            ElementTree.SubElement(element, "property", name=name, value=str(value))
+    tree.write(path, encoding="utf-8", xml_declaration=True)
+

@@ -3,7 +3,7 @@
 Users and collections are custom resources (``backups.riotkit.org/v1alpha1``) with
 Secrets in the server's namespace; the server reads them on every request, so they
 can be created while it runs. Passwords are argon2id strings made exactly the way
-the server's ``--encode-password`` makes them (../shared/reference/server.md §3).
+the server's ``--encode-password`` makes them (backup-repository pkg/security/crypto.go:48-55).
 Every password, token and health code made here is registered with the masker.
 """
 
@@ -20,7 +20,7 @@ from argon2.low_level import Type, hash_secret_raw
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from .kube import Kube
-from .masking import MASKER
+from .masking import SecretMasker
 
 API_GROUP = "backups.riotkit.org/v1alpha1"
 HTTP_TIMEOUT = (5, 60)
@@ -52,6 +52,7 @@ class ServerAdmin:
 
     kube: Kube
     namespace: str
+    masker: SecretMasker   # the run's: passwords, health codes and Secret values go through it
     created: list[tuple[str, str, str]] = field(default_factory=list)  # (apiVersion, kind, name)
 
     def _apply(self, obj: dict) -> None:
@@ -62,7 +63,7 @@ class ServerAdmin:
     def _secret(self, name: str, entry: str, data_value: str) -> None:
         """The server reads the raw API value of ``data.<entry>`` (still base64 as the API stores it) and
         ignores ``stringData``: the value goes in verbatim, e.g. ``--encode-password``'s output."""
-        MASKER.add(data_value)
+        self.masker.add(data_value)
         self._apply({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name},
                      "data": {entry: data_value}})
 
@@ -70,7 +71,7 @@ class ServerAdmin:
         """A BackupUser whose password Secret holds the argon2id string; returns its e-mail.
 
         The login is the object's name (the server looks users up by ``metadata.name``)."""
-        MASKER.add(password)
+        self.masker.add(password)
         email = f"{name}@e2e.invalid"
         self._secret(f"{name}-password", "password", encode_password(password))
         self._apply({"apiVersion": API_GROUP, "kind": "BackupUser", "metadata": {"name": name},
@@ -82,7 +83,7 @@ class ServerAdmin:
                           max_collection_size: str = "10M", strategy: str = "fifo") -> str:
         """A BackupCollection with a health Secret; returns the health code (its sha256 is stored)."""
         code = secrets.token_urlsafe(12)
-        MASKER.add(code)
+        self.masker.add(code)
         self._secret(f"{name}-health", "code", hashlib.sha256(code.encode()).hexdigest())
         self._apply({"apiVersion": API_GROUP, "kind": "BackupCollection", "metadata": {"name": name},
                      "spec": {"description": f"e2e collection {name}", "filenameTemplate": f"{name}-${{version}}.gpg",
@@ -105,8 +106,9 @@ def _transient(response: requests.Response) -> bool:
 class ServerClient:
     """The server's HTTP API (listing under ``stable``, upload and download under ``alpha``)."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, masker: SecretMasker):
         self.base_url = base_url.rstrip("/")
+        self.masker = masker   # the run's: every token it receives goes through it
         self.session = requests.Session()
 
     def close(self) -> None:
@@ -125,7 +127,7 @@ class ServerClient:
     def login(self, username: str, password: str) -> str:
         response = self.request("POST", "/api/stable/auth/login", json={"username": username, "password": password})
         data = _data(response, f"login as {username}")
-        MASKER.add(data["token"])
+        self.masker.add(data["token"])
         return data["token"]
 
     def whoami(self, token: str) -> dict:

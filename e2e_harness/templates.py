@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFINITIONS_DIR = Path("generate") / "templates" / "definition"
-FAMILIES = {"postgres.tmpl": "postgres", "mysql-dump.tmpl": "mysql", "tar.tmpl": "tar", "kubectl.tmpl": "kubectl"}
 
 
 class TemplateDefinitionError(ValueError):
@@ -38,8 +37,11 @@ class TemplateDefinition:
 
     @property
     def family(self) -> str:
-        """postgres | mysql | tar | kubectl, or ``unknown:<script>`` for a script no family knows."""
-        return FAMILIES.get(self.backup_template, f"unknown:{self.backup_template}")
+        """postgres | mysql | tar | kubectl, or ``unknown:<script>`` for a script no family knows
+        (e2e_harness/families.py)."""
+        from .families import name_of   # families names definitions in its annotations only
+
+        return name_of(self.backup_template)
 
     def volume_mounts(self) -> list[dict]:
         """The extra volumeMounts the definition adds to the Job (its claims must be supplied)."""
@@ -77,7 +79,7 @@ def load_definition(path: Path) -> TemplateDefinition:
 def script_line(backup_maker_source: Path, kind: str, script: str, needle: str) -> str:
     """``generate/templates/<kind>/<script>:<line>`` of the first line containing ``needle``.
 
-    fixtures/known-defects.yaml cites template lines by number; a self-test resolves them
+    e2e_harness/known-defects.yaml cites template lines by number; a self-test resolves them
     against the pinned source, so a citation that drifts from the file fails there."""
     path = Path(backup_maker_source) / "generate" / "templates" / kind / script
     for number, line in enumerate(path.read_text().splitlines(), 1):

@@ -8,10 +8,11 @@ import json
 import os
 from pathlib import Path
 
-from e2e_harness.masking import MASKER
+from e2e_harness.plugin import STATE
 
 
 def pytest_unconfigure(config) -> None:
     path = os.environ.get("E2E_SECRET_DUMP")
-    if path:
-        Path(path).write_text(json.dumps(MASKER.values()))
+    state = config.stash.get(STATE, None)
+    if path and state is not None:
+        Path(path).write_text(json.dumps(state.masker.values()))

@@ -9,15 +9,15 @@ reached (from inside pods and from the test process), and stops what it started.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Callable, ClassVar, Iterator, Mapping, Sequence
 
 from ..components import ResolvedSource
 from ..kube import Kube
-from ..mariadb import MariaDBAddress
-from ..postgres import PostgresAddress
+from ..masking import SecretMasker
 from ..release import Release
+from ..subjects import Subject
 
 
 class BackendError(RuntimeError):
@@ -25,7 +25,12 @@ class BackendError(RuntimeError):
 
 
 class BackendUnavailable(BackendError):
-    """This backend cannot run on this machine (a missing capability, named in the message)."""
+    """This backend cannot run on this machine (a missing capability, named in the message): a skip."""
+
+
+class BackendUsageError(BackendError):
+    """The options or knobs given contradict this backend (e.g. 'already deployed' with nothing deployed):
+    a usage error (exit status 4), before any work."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Settings:
     # The run's pytest-xdist workers share one cluster (shared_cluster.py): each worker keeps it at its stop
     # (keep_cluster), and the controller removes it with release_shared().
     shared: bool = False
+    # The run's secret masker (the plugin's state): the logs a backend publishes go through it.
+    masker: SecretMasker = field(default_factory=SecretMasker)
 
     @property
     def bin_dir(self) -> Path:
@@ -53,21 +60,52 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class SubjectEndpoint:
+    """One subject database: an admin account's address from the test process and from pods."""
+
+    subject: Subject
+    from_tests: object   # e.g. PostgresAddress
+    in_pods: object
+
+    def create_database(self, dbname: str):
+        """A fresh database named ``dbname`` in this subject (the kind's database class)."""
+        return self.subject.kind.database.create(self.from_tests, self.in_pods, dbname)
+
+
+class ForwardedSubjects(Mapping):
+    """The deployed subjects by name; reaching one from the tests (``local_port``) happens on first use."""
+
+    def __init__(self, deployed: Sequence[Subject], local_port: Callable[[Subject], int]):
+        self._deployed = {s.name: s for s in deployed}
+        self._local_port = local_port
+
+    def __getitem__(self, name: str) -> SubjectEndpoint:
+        subject = self._deployed[name]
+        return SubjectEndpoint(subject, subject.from_tests(self._local_port(subject)), subject.in_pods())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._deployed)
+
+    def __len__(self) -> int:
+        return len(self._deployed)
+
+    def deployed(self) -> list[Subject]:
+        return list(self._deployed.values())
+
+
+@dataclass(frozen=True)
 class Endpoints:
     """How the test process and pods reach the deployed services.
 
-    Scenarios put the ``*_in_pods`` addresses into a ScheduledBackup's ``vars`` and use
-    the ``*_from_tests`` ones themselves, so they never ask which backend runs them.
+    Scenarios put the ``in_pods`` addresses into a ScheduledBackup's ``vars`` and use
+    the ``from_tests`` ones themselves, so they never ask which backend runs them.
     """
 
     server_url_from_tests: str
     server_url_in_pods: str
     server_namespace: str          # where BackupUsers, BackupCollections and their Secrets live
     server_health_key: str         # for /ready
-    subject_db_from_tests: PostgresAddress  # a superuser's address of the subject PostgreSQL
-    subject_db_in_pods: PostgresAddress
-    subject_mariadb_from_tests: MariaDBAddress | None = None  # an all-privileges account of the subject MariaDB
-    subject_mariadb_in_pods: MariaDBAddress | None = None
+    subjects: ForwardedSubjects    # the subject databases by Deployment name (e2e_harness/subjects.py)
 
 
 class Backend(ABC):
@@ -79,6 +117,10 @@ class Backend(ABC):
     def __init__(self, settings: Settings):
         self.settings = settings
         self._kube: Kube | None = None
+
+    def check_usage(self) -> None:
+        """Raise BackendUsageError when the settings (knobs, options) cannot work with this backend; cheap
+        (no tools, no cluster): the plugin asks it before collection ends."""
 
     def preflight(self) -> None:
         """Cheap checks of what this backend needs (tools, engines, files), before any

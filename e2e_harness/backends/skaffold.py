@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from abc import abstractmethod
 from dataclasses import dataclass, replace
@@ -26,9 +25,8 @@ from .. import progress
 from ..commands import run
 from ..components import ResolvedSource
 from ..crds import controller_crds, install_crds
-from ..mariadb import MariaDBAddress
-from ..postgres import PostgresAddress
-from .base import Backend, BackendError, Endpoints
+from .. import subjects
+from .base import Backend, BackendError, Endpoints, ForwardedSubjects
 from .portforward import PortForward
 
 MODULES = ("subject", "server", "controller")
@@ -162,46 +160,7 @@ SERVER_NAMESPACE = "backups"
 SERVER_SERVICE = "server-backup-repository-server"  # release "server" of the server's chart
 SERVER_PORT = 8080
 CONTROLLER_NAMESPACE = "backup-maker-controller"  # skaffold.yaml, module controller
-SUBJECT_NAMESPACE = "db"  # fixtures/k3d/postgres.yaml: the subject PostgreSQL and its throwaway credentials
-SUBJECT_SERVICE = "postgres"
-SUBJECT_PORT = 5432
-SUBJECT_CREDENTIALS = ("subject_owner", "harness-db-password", "postgres")  # user, password, database
-SUBJECT_MARIADB_SERVICE = "mariadb"  # fixtures/k3d/mariadb.yaml
-SUBJECT_MARIADB_PORT = 3306
-SUBJECT_MARIADB_CREDENTIALS = ("root", "harness-mariadb-password")
-SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/k3d/server.values.yaml
-
-
-def subject_versions(project_dir: Path) -> dict[str, str]:
-    """The database each subject Deployment of ``fixtures/deploy`` runs: ``{"postgres": "15", "mariadb": "10.11"}``."""
-    versions = {}
-    for path in sorted((project_dir / "fixtures" / "deploy").glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if doc and doc.get("kind") == "Deployment":
-                for container in doc["spec"]["template"]["spec"]["containers"]:
-                    name, _, tag = container["image"].rpartition(":")
-                    versions[name.rsplit("/", 1)[-1]] = tag
-    return versions
-
-
-def subject_reason(image: str, subjects: dict[str, str]) -> str | None:
-    """Why no subject the deploy makes can serve a template of ``image`` (the same rule on every backend):
-    its dump tool must match the subject's database and major. None when one can."""
-    where = "fixtures/deploy"
-    if (m := re.search(r"(?:^|/)pgbr:.*-pg(\d+)$", image)) and "postgres" in subjects:
-        if m.group(1) != subjects["postgres"]:
-            return (f"image {image} dumps PostgreSQL {m.group(1)}; the subject PostgreSQL is "
-                    f"{subjects.get('postgres')} ({where}/postgres.yaml), and pg_dump refuses a server of "
-                    "another major than it serves faithfully")
-    if (m := re.search(r"(?:^|/)mysql:(\d+\.\d+)", image)) and "mariadb" in subjects:
-        return (f"image {image} needs a MySQL {m.group(1)} subject; the deploy has MariaDB "
-                f"{subjects.get('mariadb')} ({where}/mariadb.yaml), and mysqldump 8.0 against MariaDB fails "
-                "(Unknown table 'COLUMN_STATISTICS')")
-    if (m := re.search(r"(?:^|/)mariadb:(\d+\.\d+)", image)) and "mariadb" in subjects:
-        if m.group(1) != subjects["mariadb"]:
-            return (f"image {image} is MariaDB {m.group(1)}; the subject MariaDB is {subjects.get('mariadb')} "
-                    f"({where}/mariadb.yaml)")
-    return None
+SERVER_HEALTH_KEY = "harness-health-code"  # fixtures/deploy/server.values.yaml
 
 
 def install_release_crds(kube, sources: Sequence[ResolvedSource]) -> None:
@@ -215,10 +174,11 @@ def install_release_crds(kube, sources: Sequence[ResolvedSource]) -> None:
 class SkaffoldBackend(Backend):
     """Deploys CRDs, subject, server and controller with skaffold; reaches the server by port-forward."""
 
-    _forwards: tuple[PortForward, ...] = ()
-
     def __init__(self, settings):
         super().__init__(settings)
+        self._forwards: list[PortForward] = []
+        self._server_forward: PortForward | None = None
+        self._subject_forwards: dict[str, PortForward] = {}
         self.built_images: dict[str, str] = {}   # image reference -> what it is (digest, source revision)
         self._deployed: dict[str, tuple[str, int]] = {}
         self._checked_at = 0.0
@@ -309,9 +269,9 @@ class SkaffoldBackend(Backend):
                     and status.get("updatedReplicas", 0) == wanted and status.get("readyReplicas", 0) == wanted)
             return done, f"{status.get('readyReplicas', 0)}/{wanted} ready, {status.get('updatedReplicas', 0)} updated"
 
-        for name in subject_versions(self.settings.project_dir):
-            self.kube.wait_for("apps/v1", "Deployment", name, ready, namespace=SUBJECT_NAMESPACE,
-                               timeout=SUBJECT_READY_TIMEOUT, what=f"the subject Deployment {SUBJECT_NAMESPACE}/{name} "
+        for subject in subjects.deployed(self.settings.project_dir):
+            self.kube.wait_for("apps/v1", "Deployment", subject.name, ready, namespace=subjects.NAMESPACE,
+                               timeout=SUBJECT_READY_TIMEOUT, what=f"the subject Deployment {subjects.NAMESPACE}/{subject.name} "
                                "to have its pods ready (readinessProbe in fixtures/deploy)")
 
     def deploy_record(self) -> Path | None:
@@ -321,44 +281,43 @@ class SkaffoldBackend(Backend):
 
     def unhostable_reason(self, image: str) -> str | None:
         """The rule every backend shares: a template needs a subject of its own database and major."""
-        return subject_reason(image, subject_versions(self.settings.project_dir))
+        return subjects.unserved_reason(image, subjects.deployed(self.settings.project_dir))
 
     def platform(self) -> dict[str, str]:
         """Which image ran for each component, by name and digest, with its source revision."""
         return {f"image {name}": how for name, how in self.built_images.items()}
 
     def endpoints(self) -> Endpoints:
-        if not self._forwards:
-            kubectl = self.settings.bin_dir / "kubectl"
-            self._forwards = (PortForward(kubectl, self.kubeconfig, SERVER_NAMESPACE, SERVER_SERVICE, SERVER_PORT,
-                                          self.kube_context),
-                              PortForward(kubectl, self.kubeconfig, SUBJECT_NAMESPACE, SUBJECT_SERVICE,
-                                          SUBJECT_PORT, self.kube_context),
-                              PortForward(kubectl, self.kubeconfig, SUBJECT_NAMESPACE, SUBJECT_MARIADB_SERVICE,
-                                          SUBJECT_MARIADB_PORT, self.kube_context))
-            for forward in self._forwards:
-                forward.start()
-        server, subject, mariadb = self._forwards
-        in_pods = PostgresAddress(f"{SUBJECT_SERVICE}.{SUBJECT_NAMESPACE}.svc.cluster.local", SUBJECT_PORT,
-                                  *SUBJECT_CREDENTIALS)
+        if self._server_forward is None:
+            self._server_forward = self._forward(SERVER_NAMESPACE, SERVER_SERVICE, SERVER_PORT)
         return Endpoints(
-            server_url_from_tests=f"http://127.0.0.1:{server.local_port}",
+            server_url_from_tests=f"http://127.0.0.1:{self._server_forward.local_port}",
             server_url_in_pods=f"http://{SERVER_SERVICE}.{SERVER_NAMESPACE}.svc.cluster.local:{SERVER_PORT}",
             server_namespace=SERVER_NAMESPACE, server_health_key=SERVER_HEALTH_KEY,
-            subject_db_from_tests=PostgresAddress("127.0.0.1", subject.local_port, *SUBJECT_CREDENTIALS),
-            subject_db_in_pods=in_pods,
-            subject_mariadb_from_tests=MariaDBAddress("127.0.0.1", mariadb.local_port, *SUBJECT_MARIADB_CREDENTIALS),
-            subject_mariadb_in_pods=MariaDBAddress(f"{SUBJECT_MARIADB_SERVICE}.{SUBJECT_NAMESPACE}.svc.cluster.local",
-                                                   SUBJECT_MARIADB_PORT, *SUBJECT_MARIADB_CREDENTIALS))
+            subjects=ForwardedSubjects(subjects.deployed(self.settings.project_dir), self._subject_port))
+
+    def _forward(self, namespace: str, service: str, port: int) -> PortForward:
+        forward = PortForward(self.settings.bin_dir / "kubectl", self.kubeconfig, namespace, service, port,
+                              self.kube_context)
+        forward.start()
+        self._forwards.append(forward)
+        return forward
+
+    def _subject_port(self, subject: subjects.Subject) -> int:
+        """The test process's port to ``subject``: its port-forward, started on first use (a run that backs
+        up only PostgreSQL starts none to the other subjects)."""
+        if subject.name not in self._subject_forwards:
+            self._subject_forwards[subject.name] = self._forward(subjects.NAMESPACE, subject.name, subject.kind.port)
+        return self._subject_forwards[subject.name].local_port
 
     def diagnostic_namespaces(self) -> list[str]:
-        return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE]
+        return [SERVER_NAMESPACE, CONTROLLER_NAMESPACE, subjects.NAMESPACE]
 
     def component_containers(self) -> dict[str, tuple[str, int]]:
         """``namespace/pod/container`` -> (the Deployment it belongs to, its restart count), for every
         container of the deployed release (server, controller, subject databases, Redis)."""
         found = {}
-        for namespace in (SERVER_NAMESPACE, CONTROLLER_NAMESPACE, SUBJECT_NAMESPACE):
+        for namespace in (SERVER_NAMESPACE, CONTROLLER_NAMESPACE, subjects.NAMESPACE):
             for pod in self.kube.list("v1", "Pod", namespace):
                 if pod["metadata"].get("deletionTimestamp"):
                     continue   # an old replica still terminating after a rollout: not part of the release
@@ -402,5 +361,5 @@ class SkaffoldBackend(Backend):
     def stop(self) -> None:
         for forward in self._forwards:
             forward.stop()
-        self._forwards = ()
+        self._forwards, self._server_forward, self._subject_forwards = [], None, {}
         self.close_client()

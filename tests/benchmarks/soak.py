@@ -5,7 +5,7 @@
 A scenario is flaky when it failed in one run and passed in another. Each run is a full
 ``pytest tests/e2e`` (its own cluster, components from the build cache), concurrent as
 ``make test`` runs it (``--workers 0``: serial), with its own JUnit file; known intermittent
-defects of the release (fixtures/known-defects.yaml) are counted from each run's report.md,
+defects of the release (e2e_harness/known-defects.yaml) are counted from each run's report.md,
 and their hit rates from the scenarios' JUnit properties (``<action>_hits_in_a_row_<k>``: how
 many backups ended after k hits in a row): the rate of a first attempt, the rate of an attempt
 after a hit, and what they make of the odds that a good release goes red (``false_red_odds``). With ``--slow`` each run is followed by the self-tests marked

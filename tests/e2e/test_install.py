@@ -39,7 +39,7 @@ def test_controller_renders_a_scheduled_backup(backups, namespace):
     """The controller is running and reconciles: a ScheduledBackup gets its objects and condition True."""
     from e2e_harness.backups import make_gpg_keys
 
-    backups.gpg_secret(make_gpg_keys(f"install@{namespace}.invalid"))
+    backups.gpg_secret(make_gpg_keys(f"install@{namespace}.invalid", backups.masker))
     backups.token_secret("not-used-by-this-test")
     scheduled = backups.scheduled_backup("install-check", template={"kind": "internal", "name": "pg15"}, variables={
         "Params": {"hostname": "127.0.0.1", "port": 5432, "db": "x", "user": "x", "password": "x"},

@@ -1,4 +1,5 @@
-"""The server's own API contract, checked against the deployed server (../shared/reference/server.md §8)."""
+"""The server's own API contract, checked against the deployed server (as backup-repository's own
+tests/test_login.py and tests/test_collection.py check it)."""
 
 import secrets
 
@@ -30,7 +31,7 @@ def test_login_gives_a_token_and_whoami_names_the_user(backup_server):
 def test_upload_without_the_uploader_role_is_refused(backup_server):
     collection = backup_server.collection()
     token = backup_server.role_token(["backupDownloader"])
-    response = backup_server.client.upload(token, collection, _encrypted(b"some data"))
+    response = backup_server.client.upload(token, collection, _encrypted(b"some data", backup_server))
     assert response.status_code == 403, response.text
     assert "not authorized to upload versions to this collection" in response.text
     assert backup_server.client.versions(backup_server.role_token(["systemAdmin"]), collection) == []
@@ -48,7 +49,7 @@ def test_plaintext_upload_is_refused_and_stores_nothing(backup_server):
 def test_encrypted_upload_is_stored_and_downloaded_byte_for_byte(backup_server):
     collection = backup_server.collection()
     token = backup_server.role_token(["collectionManager"])
-    body = _encrypted(b"row 1\nrow 2\n")
+    body = _encrypted(b"row 1\nrow 2\n", backup_server)
     response = backup_server.client.upload(token, collection, body)
     assert response.status_code == 200, response.text
     versions = backup_server.client.versions(token, collection)
@@ -56,5 +57,5 @@ def test_encrypted_upload_is_stored_and_downloaded_byte_for_byte(backup_server):
     assert backup_server.client.download(token, collection, 1) == body
 
 
-def _encrypted(plaintext: bytes) -> bytes:
-    return make_gpg_keys("api-check@e2e.invalid").encrypt(plaintext)
+def _encrypted(plaintext: bytes, backup_server) -> bytes:
+    return make_gpg_keys("api-check@e2e.invalid", backup_server.client.masker).encrypt(plaintext)

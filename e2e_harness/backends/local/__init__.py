@@ -21,8 +21,7 @@ from dotenv import dotenv_values
 
 from ... import abandoned, progress
 from ...builds import build
-from ...masking import MASKER
-from ..base import BackendError, BackendUnavailable
+from ..base import BackendError, BackendUnavailable, BackendUsageError
 from ..skaffold import Skaffold, SkaffoldBackend
 from . import image_recipes, node_cleanup
 from .controlplane import ControlPlane, ControlPlaneBinaries
@@ -80,13 +79,16 @@ class LocalBackend(SkaffoldBackend):
                             "`make tools` (it downloads them, or builds them from their Go modules)")
         if problems:
             raise BackendUnavailable(". ".join(problems))
+
+    def check_usage(self) -> None:
+        """SKIP_SERVER_INSTALL/SKIP_CLIENT_INSTALL mean 'already deployed': only in a kept cluster."""
         kept = KeptCluster.path(self.settings.build_dir, self.settings.cluster_name)
-        for knob, value in (("SKIP_SERVER_INSTALL", self.settings.skip_server_install),
-                            ("SKIP_CLIENT_INSTALL", self.settings.skip_client_install)):
+        for knob, value in (("SKIP_SERVER_INSTALL (--skip-server-install)", self.settings.skip_server_install),
+                            ("SKIP_CLIENT_INSTALL (--skip-client-install)", self.settings.skip_client_install)):
             if value and not kept.is_file():
-                raise BackendUnavailable(f"{knob}=true means 'already deployed', but there is no kept local cluster "
-                                         f"({kept} is absent): run once with --keep-cluster (and without {knob}), "
-                                         "then again with it")
+                raise BackendUsageError(f"{knob} means 'already deployed', but there is no kept local cluster "
+                                        f"({kept} is absent): run once with --keep-cluster (and without it), "
+                                        "then again with it")
 
     def start(self) -> None:
         from . import binaries  # not at import: `python -m ...local.binaries` must not see itself imported
@@ -318,4 +320,4 @@ class LocalBackend(SkaffoldBackend):
         for raw in sorted(self.raw_logs.rglob("*.log")) if self.raw_logs.exists() else []:
             dest = self.settings.artifacts_dir / raw.relative_to(self.raw_logs)
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_text(MASKER.mask(raw.read_text(errors="replace")))
+            dest.write_text(self.settings.masker.mask(raw.read_text(errors="replace")))
