@@ -17,9 +17,12 @@ from e2e_harness.backends.skaffold import Skaffold
 K3D = K3dCommands(Path("/p/.build/bin/k3d"), "e2e", "v1.31.5-k3s1")
 
 
-def test_auto_picks_k3d_only_when_a_docker_engine_answers():
-    assert backend_class("auto", docker_available=lambda: True) is K3dBackend
-    assert backend_class("auto", docker_available=lambda: False) is LocalBackend
+def test_auto_picks_k3d_only_when_a_docker_engine_answers(monkeypatch):
+    from e2e_harness import docker
+    monkeypatch.setattr(docker, "engine_answers", lambda: True)
+    assert backend_class("auto") is K3dBackend
+    monkeypatch.setattr(docker, "engine_answers", lambda: False)
+    assert backend_class("auto") is LocalBackend
     with pytest.raises(BackendError, match="unknown backend 'kind'"):
         backend_class("kind")
 

@@ -59,9 +59,10 @@ def test_only_the_local_backend_needs_the_node_packages():
 
 
 @pytest.mark.parametrize("answers", [True, False])
-def test_auto_resolves_as_the_harness_does(answers: bool):
-    assert resolve_backend("auto", docker_available=lambda: answers) == \
-        backend_class("auto", docker_available=lambda: answers).name
+def test_auto_resolves_as_the_harness_does(answers: bool, monkeypatch):
+    from e2e_harness import docker
+    monkeypatch.setattr(docker, "engine_answers", lambda: answers)
+    assert resolve_backend("auto") == backend_class("auto").name == ("k3d" if answers else "local")
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ replaced."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from e2e_harness.backends.k3d import (ImageBuild, K3dBackend, K3dCommands, K3dIm
 from e2e_harness.commands import CommandError, Result
 from e2e_harness.components import COMPONENTS, ResolvedSource
 
-from .conftest import pinned_source
+from .conftest import PROJECT_DIR, pinned_source
 
 K3D = K3dCommands(Path("/p/.build/bin/k3d"), "e2e", "v1.31.5-k3s1")
 RELEASE = {"PGBR_VERSION": "1.0.0-rc1", "POSTGRES_VERSION": "15", "K3S_VERSION": "v1.31.5-k3s1",
@@ -261,6 +262,7 @@ def _backend(tmp_path) -> K3dBackend:
     (build_dir / "bin").mkdir(parents=True)
     for tool in ("k3d", "kubectl", "helm", "skaffold"):
         (build_dir / "bin" / tool).write_text("")
+    shutil.copytree(PROJECT_DIR / "fixtures" / "deploy", tmp_path / "fixtures" / "deploy")   # the deploy's subjects
     return K3dBackend(Settings(release=RELEASE, project_dir=tmp_path, build_dir=build_dir,
                                artifacts_dir=tmp_path / "artifacts", run_id="run-1", cluster_name="e2e"))
 
@@ -336,6 +338,10 @@ def test_deploy_builds_the_pinned_images_and_reports_what_ran(tmp_path, monkeypa
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
+    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
+    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
+    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
+        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     fake = FakeRun([(["docker", "version"], (0, "linux/arm64\n")),
                     (["docker", "push"], (0, f"main: digest: {DIGEST} size: 1\n")),
                     # the pg13 build fails: a template's major, so it becomes unhostable
@@ -377,7 +383,8 @@ def test_deploy_builds_the_pinned_images_and_reports_what_ran(tmp_path, monkeypa
     failed = backend.unhostable_reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13")
     assert "pgbr's Dockerfile at e9e7e0b1 did not build it with POSTGRES_VERSION=13, GO_VERSION=1.19" in failed
     assert "E: unable to locate package gpg" in failed
-    assert backend.unhostable_reason("docker.io/mariadb:10.6") is None
+    # Docker Hub's images need no build here: what a mariadb:10.6 template lacks is a subject of its version
+    assert "no subject Deployment of fixtures/deploy runs it" in backend.unhostable_reason("docker.io/mariadb:10.6")
 
 
 def test_the_releases_own_pgbr_must_build(tmp_path, monkeypatch, sources):
@@ -417,7 +424,7 @@ def test_a_reused_cluster_forgets_its_nodes_earlier_pulls_of_the_built_names(tmp
 
 def test_preflight_asks_for_the_docker_engine_first_and_alone(tmp_path, monkeypatch):
     backend = _backend(tmp_path)
-    monkeypatch.setattr(k3d, "docker_engine_available", lambda: False)
+    monkeypatch.setattr(k3d.docker, "engine_answers", lambda: False)
     monkeypatch.setattr(k3d.shutil, "which", lambda name: None)
     with pytest.raises(BackendUnavailable) as exc:
         backend.preflight()
@@ -427,7 +434,7 @@ def test_preflight_asks_for_the_docker_engine_first_and_alone(tmp_path, monkeypa
 
 def test_preflight_names_skopeo_go_and_the_pinned_tools(tmp_path, monkeypatch):
     backend = _backend(tmp_path)
-    monkeypatch.setattr(k3d, "docker_engine_available", lambda: True)
+    monkeypatch.setattr(k3d.docker, "engine_answers", lambda: True)
     monkeypatch.setattr(k3d.shutil, "which", lambda name: None)
     (backend.settings.bin_dir / "helm").unlink()
     with pytest.raises(BackendUnavailable) as exc:

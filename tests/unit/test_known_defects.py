@@ -1,5 +1,5 @@
 """The intermittent defects of the pinned release: matched only by their exact symptom, and their
-cited cause still in the pinned server's source (fixtures/known-defects.yaml)."""
+cited cause still in the pinned server's source (e2e_harness/known-defects.yaml)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_each_intermittent_defect_is_retried_often_enough_for_its_measured_rates
     minimum would be over that (the attempts are the measured need, not a guess with room to spare is
     fine too, but never below it)."""
     intermittent = [d for d in load() if d.handling == "retry-intermittent"]
-    assert intermittent, "fixtures/known-defects.yaml has no intermittent defect to check"
+    assert intermittent, "e2e_harness/known-defects.yaml has no intermittent defect to check"
     for defect in intermittent:
         needed = defect.measured.attempts_for()
         assert needed is not None and defect.attempts >= needed, (defect.id, defect.attempts, needed)

@@ -76,23 +76,26 @@ def test_local_and_k3d_render_the_same_manifests_but_for_the_registry(module, se
 
 
 def test_every_backend_gives_a_template_a_subject_of_its_own_database_and_major(settings, tmp_path):
-    """The same rule on local and k3d: a pg14 template needs a PostgreSQL 14 subject, a MySQL template a MySQL."""
-    from e2e_harness.backends.skaffold import subject_reason, subject_versions
+    """The same rule on local and k3d: a template needs a subject of its own database and version."""
+    from e2e_harness import subjects
 
-    subjects = subject_versions(PROJECT_DIR)
-    assert subjects["postgres"] == settings.release["POSTGRES_VERSION"], (
+    deployed = subjects.deployed(PROJECT_DIR)
+    versions = {s.name: s.version for s in deployed}
+    assert versions["postgres"] == settings.release["POSTGRES_VERSION"], (
         "fixtures/deploy/postgres.yaml and POSTGRES_VERSION in release.env name different majors")
-    major = subjects["postgres"]
-    assert subject_reason(f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{major}", subjects) is None
-    assert subject_reason(f"docker.io/library/mariadb:{subjects['mariadb']}", subjects) is None
-    for image, why in ((f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{int(major) - 1}", f"subject PostgreSQL is {major}"),
-                       ("docker.io/library/mysql:8.0-debian", "needs a MySQL 8.0 subject"),
-                       ("docker.io/library/mariadb:10.6", f"subject MariaDB is {subjects['mariadb']}")):
-        assert why in subject_reason(image, subjects), image
+    major = versions["postgres"]
+    assert subjects.unserved_reason(f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{major}", deployed) is None
+    assert subjects.unserved_reason(f"docker.io/library/mariadb:{versions['mariadb']}", deployed) is None
+    missing = [image for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg11", "docker.io/library/mysql:8.0-debian",
+                                   "docker.io/library/mariadb:10.5") if subjects.serving(image, deployed) is None]
+    assert missing, "every probe image has a subject: pick versions no manifest deploys"
+    for image in missing:
+        assert "no subject Deployment of fixtures/deploy runs it" in subjects.unserved_reason(image, deployed), image
     local = backend_class("local")(settings)
     k3d = backend_class("k3d")(settings)
-    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "mysql:8.0-debian", "mariadb:10.6"):
-        assert local.unhostable_reason(image) == k3d.unhostable_reason(image) == subject_reason(image, subjects), image
+    for image in missing:
+        assert local.unhostable_reason(image) == k3d.unhostable_reason(image) == \
+            subjects.unserved_reason(image, deployed), image
 
 
 def test_a_build_dir_elsewhere_deploys_its_own_sources(settings, tmp_path):

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from e2e_harness.backends.k3d import docker_engine_available
+from e2e_harness.docker import engine_answers as docker_engine_available
 
 from .conftest import PROJECT_DIR
 

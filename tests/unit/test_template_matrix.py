@@ -14,7 +14,7 @@ import pytest
 from e2e_harness.backends.local.image_recipes import release_images, unhostable_reason
 from e2e_harness.backends.local.images import normalise
 from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
-from e2e_harness.known_defects import KnownDefectHit, load, raise_if_hit, template_defects
+from e2e_harness.known_defects import KnownDefectHit, Occurrences, load, raise_if_hit, template_defects
 from e2e_harness.release import load_release
 from e2e_harness.report import TestResult as CaseResult  # not a test class
 from e2e_harness.report import render_template_matrix
@@ -99,9 +99,11 @@ def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
                              "mysql-dump.tmpl", "mysql-dump.tmpl")
     assert [d.id for d in mysql] == ["mysql-dump-restore-ignores-the-database"]
     assert template_defects(defects, RELEASE, "test_backup_and_restore", "mysql-dump.tmpl", "mysql-dump.tmpl") == []
-    raise_if_hit(mysql, "some other failure")  # not the symptom: nothing raised, the test fails on its own
+    seen = Occurrences()
+    raise_if_hit(mysql, "some other failure", seen)  # not the symptom: nothing raised, the test fails on its own
     with pytest.raises(KnownDefectHit, match="mysql-dump-restore-ignores-the-database"):
-        raise_if_hit(mysql, "ERROR 1046 (3D000) at line 22: No database selected")
+        raise_if_hit(mysql, "ERROR 1046 (3D000) at line 22: No database selected", seen)
+    assert seen.counts() == {"mysql-dump-restore-ignores-the-database": 1}
 
 
 def test_known_defects_cite_lines_that_hold_the_cause(backup_maker_source):
@@ -154,7 +156,7 @@ def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup
 XFAIL_PROBE = '''
 import os
 import pytest
-from e2e_harness.known_defects import KnownDefectHit, load, raise_if_hit
+from e2e_harness.known_defects import KnownDefectHit, Occurrences, load, raise_if_hit
 
 BEHAVIOUR = os.environ["PROBE_BEHAVIOUR"]
 
@@ -162,7 +164,7 @@ BEHAVIOUR = os.environ["PROBE_BEHAVIOUR"]
 @pytest.mark.template_family("tar")
 def test_backup_and_restore_of_a_single_file(procedure_template):
     if BEHAVIOUR == "symptom":
-        raise_if_hit(load(), "line 9: basedir: command not found")
+        raise_if_hit(load(), "line 9: basedir: command not found", Occurrences())
     if BEHAVIOUR == "other-failure":
         raise AssertionError("the restored tree differs")
 '''
@@ -173,7 +175,7 @@ def test_backup_and_restore_of_a_single_file(procedure_template):
 def test_a_template_defect_is_expected_only_on_its_symptom_and_a_fix_turns_the_run_red(
         backup_maker_source, tmp_path, behaviour, outcome):
     """The tar single-file case: xfail when its log shows the symptom, red on any other failure, and red
-    (strict XPASS) when it passes, i.e. when a release fixes the defect but fixtures/known-defects.yaml still lists it."""
+    (strict XPASS) when it passes, i.e. when a release fixes the defect but e2e_harness/known-defects.yaml still lists it."""
     build = tmp_path / "build"
     build.mkdir()
     (build / "backup-maker").symlink_to(backup_maker_source)
