@@ -59,7 +59,7 @@ lint-tools: venv
 	$(VENV)/bin/python -m e2e_harness.lint_tools
 
 check: local-binaries lint-tools tools
-	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest tests/unit tests/integration tests/selftest $(PYTEST_ARGS)
 
 # --capture=sys: the harness's phase lines reach the console while fixtures set up (with fd capture
 # pytest would hold them back until a failure).

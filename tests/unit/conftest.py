@@ -15,14 +15,8 @@ from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
 from e2e_harness.release import load_release
 
 from .. import PROJECT_DIR  # noqa: F401 - tests import it from here
-
-GO_MISSING = "the Go toolchain (go) is not on PATH"
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Tests marked ``needs_go`` skip, naming the missing capability, where there is no Go toolchain."""
-    if item.get_closest_marker("needs_go") is not None and shutil.which("go") is None:
-        pytest.skip(f"needs_go: {GO_MISSING}")
+from ..conftest import control_plane_binaries  # noqa: F401 - until the files mixing tiers are split
+from ..integration.conftest import control_plane, kube, node_cluster  # noqa: F401 - likewise
 
 
 def pinned_source(build_dir: Path, component_name: str) -> Path:
@@ -111,62 +105,3 @@ def file_server(tmp_path: Path):
     yield server
     server.httpd.shutdown()
     server.httpd.server_close()
-
-
-# --- a real local control plane (etcd + kube-apiserver + kube-controller-manager) ---------------
-def control_plane_binaries():
-    """Find or build the pinned binaries; skip naming the capability when Go is missing."""
-    from e2e_harness.backends.local import binaries
-    from e2e_harness.backends.local.controlplane import ControlPlaneBinaries
-    from e2e_harness.release import load_release
-
-    release = load_release(PROJECT_DIR / "release.env", environ={})
-    if shutil.which("go") is None and not binaries.find("etcd", release["ETCD_VERSION"], "etcd"):
-        pytest.skip(f"the control plane binaries are not cached and must be built: {GO_MISSING}")
-    kube = binaries.kubernetes_binaries(release["KUBERNETES_VERSION"])
-    return ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"]),
-                                kube_apiserver=kube["kube-apiserver"],
-                                kube_controller_manager=kube["kube-controller-manager"])
-
-
-@pytest.fixture(scope="session")
-def control_plane(tmp_path_factory):
-    from e2e_harness.backends.local.controlplane import ControlPlane
-
-    state = tmp_path_factory.mktemp("control-plane")
-    plane = ControlPlane(control_plane_binaries(), state, state / "logs")
-    plane.start()
-    yield plane
-    plane.stop()
-
-
-@pytest.fixture(scope="session")
-def kube(control_plane):
-    from e2e_harness.kube import Kube
-
-    client = Kube(control_plane.kubeconfig)
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="session")
-def node_cluster(tmp_path_factory):
-    """A real local cluster as a run starts it (control plane, node, registry, CoreDNS), for the session;
-    tests use namespaces of their own."""
-    import uuid
-
-    from e2e_harness.backends import Settings, backend_class
-    from e2e_harness.release import load_release
-
-    control_plane_binaries()  # skips naming the capability when the binaries cannot be had
-    root = tmp_path_factory.mktemp("node")
-    settings = Settings(release=load_release(PROJECT_DIR / "release.env", environ={}), project_dir=PROJECT_DIR,
-                        build_dir=root / "build", artifacts_dir=root / "artifacts",
-                        run_id=f"selftest-{uuid.uuid4().hex[:8]}")
-    backend = backend_class("local")(settings)
-    backend.preflight()
-    try:
-        backend.start()
-        yield backend
-    finally:
-        backend.stop()

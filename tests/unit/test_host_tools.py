@@ -25,7 +25,7 @@ from e2e_harness.backends import BACKEND_NAMES, backend_class
 from e2e_harness.debian import HOST_TOOLS, install_hint, resolve_backend
 
 from .conftest import PROJECT_DIR
-from .runner_user import as_runner_user, runner_python
+from ..runner_user import as_runner_user, runner_python
 
 MISSING = ("gpg", "skopeo")       # packages gnupg and skopeo
 EVERY_BACKEND = {"git", "gpg", "go", "skopeo"}

@@ -45,7 +45,7 @@ from e2e_harness.debian import HOST_TOOLS
 from e2e_harness.tools import load_manifest
 
 from .conftest import PROJECT_DIR
-from .runner_user import as_runner_user, runner_python
+from ..runner_user import as_runner_user, runner_python
 
 WORKFLOWS = sorted(p for p in (PROJECT_DIR / ".github" / "workflows").iterdir() if p.suffix in (".yaml", ".yml"))
 PREFLIGHT = "k3d backend needs a running Docker engine (`docker info` failed)"
