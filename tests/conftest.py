@@ -5,6 +5,8 @@ Loaded for tests/e2e too (it is their parent directory): nothing here may change
 from __future__ import annotations
 
 import shutil
+import socket
+import time
 
 import pytest
 
@@ -32,3 +34,44 @@ def control_plane_binaries():
     return ControlPlaneBinaries(etcd=binaries.etcd_binary(release["ETCD_VERSION"]),
                                 kube_apiserver=kube["kube-apiserver"],
                                 kube_controller_manager=kube["kube-controller-manager"])
+
+
+@pytest.fixture
+def taken_port():
+    """A loopback port held by a listening socket of this test process (test_ports.py of unit and integration)."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    yield holder.getsockname()[1]
+    holder.close()
+
+
+class FakeBuild:
+    """Stands in for gomodules.build (the one fake build) in test_tools.py of unit and integration:
+    records its arguments, writes a script."""
+
+    def __init__(self, prints: str = "v1.2.3"):
+        self.calls: list[dict] = []
+        self.prints = prints
+        self.delay = 0.0
+
+    def __call__(self, module, version, packages, dest, **kwargs):
+        self.calls.append(dict(module=module, version=version, packages=packages, dest=dest, **kwargs))
+        time.sleep(self.delay)
+        dest.mkdir(parents=True, exist_ok=True)
+        name = kwargs["outputs"][packages[0]]
+        (dest / name).write_text(f"#!/bin/sh\necho 'faketool version {self.prints} (built)'\n")
+        (dest / name).chmod(0o755)
+
+
+@pytest.fixture
+def fake_build(tmp_path, monkeypatch):
+    """The module route with a fake go build; the cache under tmp_path."""
+    from e2e_harness import tools
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    build = FakeBuild()
+    monkeypatch.setattr(tools.gomodules, "build", build)
+    monkeypatch.setattr(tools.gomodules, "module_replaces",
+                        lambda module, version: {"example.com/dep": f"example.com/dep v0.9.0 ({module}@{version})"})
+    return build

@@ -19,8 +19,6 @@ from e2e_harness.backends.k3d import (ImageBuild, K3dBackend, K3dCommands, K3dIm
 from e2e_harness.commands import CommandError, Result
 from e2e_harness.components import COMPONENTS, ResolvedSource
 
-from .conftest import pinned_source
-
 K3D = K3dCommands(Path("/p/.build/bin/k3d"), "e2e", "v1.31.5-k3s1")
 RELEASE = {"PGBR_VERSION": "1.0.0-rc1", "POSTGRES_VERSION": "15", "K3S_VERSION": "v1.31.5-k3s1",
            "BACKUP_MAKER_VERSION": "v1.0.0-rc1.0.20230318231040-8c7f6c4ad5e8"}
@@ -421,7 +419,7 @@ def test_preflight_asks_for_the_docker_engine_first_and_alone(tmp_path, monkeypa
     monkeypatch.setattr(k3d.shutil, "which", lambda name: None)
     with pytest.raises(BackendUnavailable) as exc:
         backend.preflight()
-    # tests/unit/test_workflow_jobs.py: a runner job must stop here, with this message, naming no package
+    # tests/selftest/test_workflow_jobs.py: a runner job must stop here, with this message, naming no package
     assert str(exc.value) == "k3d backend needs a running Docker engine (`docker info` failed)"
 
 
@@ -439,27 +437,3 @@ def test_preflight_names_skopeo_go_and_the_pinned_tools(tmp_path, monkeypatch):
     monkeypatch.setattr(k3d.shutil, "which", lambda name: f"/usr/bin/{name}")
     (backend.settings.bin_dir / "helm").write_text("")
     backend.preflight()
-
-
-# --- against the pinned sources --------------------------------------------------------------------------
-
-
-@pytest.mark.needs_go
-def test_the_pinned_dockerfiles_get_what_they_need(tmp_path_factory):
-    """backup-maker's Dockerfile takes only the binary from its context; pgbr's needs POSTGRES_VERSION and
-    GO_VERSION, both given; the pinned templates name pgbr for PostgreSQL 12 to 15."""
-    from e2e_harness.release import load_release
-    from .conftest import PROJECT_DIR
-
-    release = load_release(PROJECT_DIR / "release.env")
-    build_dir = tmp_path_factory.mktemp("build")
-    bm = _source(pinned_source(build_dir, "backup-maker"), "backup-maker", release["BACKUP_MAKER_VERSION"])
-    pg = _source(pinned_source(build_dir, "pgbr"), "pgbr", release["PGBR_VERSION"])
-    plan = pgbr_plan(release, bm.path)
-    assert plan.named == ("12", "13", "14", "15")
-    builds = release_image_builds(release, bm, pg, Path("/ctx"), plan)
-    assert builds[0].image == "ghcr.io/riotkit-org/br-backup-maker:main"
-    check_dockerfile(builds[0], provided=[".build/backup-maker"])
-    for build in builds[1:]:
-        check_dockerfile(build)
-        assert dict(build.build_args)["GO_VERSION"] == "1.19"
