@@ -1,4 +1,5 @@
-"""What every tier of the harness's self-tests shares (tests/unit, tests/integration, tests/selftest).
+"""What every tier of the harness's self-tests shares (tests/unit, tests/integration, tests/selftest), and
+the tier markers.
 
 Loaded for tests/e2e too (it is their parent directory): nothing here may change a scenario run."""
 
@@ -7,12 +8,29 @@ from __future__ import annotations
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
 from . import PROJECT_DIR
 
 GO_MISSING = "the Go toolchain (go) is not on PATH"
+TESTS_DIR = Path(__file__).parent
+# tests/<tier>/: unit (pure, seconds: make check-fast), integration (a control plane, the node, git, Go,
+# databases), selftest (whole e2e runs as child processes). Registered in pyproject.toml.
+TIERS = ("unit", "integration", "selftest")
+
+
+@pytest.hookimpl(tryfirst=True)   # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each self-test carries the marker of its tier, the directory it is in (``-m "not selftest"``)."""
+    for item in items:
+        try:
+            tier = item.path.relative_to(TESTS_DIR).parts[0]
+        except ValueError:   # not under tests/ (pytester's runs)
+            continue
+        if tier in TIERS:
+            item.add_marker(tier)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
