@@ -14,6 +14,10 @@ import pytest
 
 from . import PROJECT_DIR
 
+# pytester runs pytest in this process: the plugin's hooks as in a child pytest, without one (here, not in a
+# tier's conftest: pytest takes pytest_plugins only from the conftests it loads first).
+pytest_plugins = ["pytester"]
+
 GO_MISSING = "the Go toolchain (go) is not on PATH"
 TESTS_DIR = Path(__file__).parent
 # tests/<tier>/: unit (pure, seconds: make check-fast), integration (a control plane, the node, git, Go,
@@ -37,6 +41,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``needs_go`` skip, naming the missing capability, where there is no Go toolchain."""
     if item.get_closest_marker("needs_go") is not None and shutil.which("go") is None:
         pytest.skip(f"needs_go: {GO_MISSING}")
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, and afterwards the harness's module state that a run in this process changes put back: the
+    run's plugin points the phase lines at its own terminal, which is closed once the run ends."""
+    from e2e_harness import progress
+
+    for name in ("_write", "_mask", "_label", "_started"):
+        monkeypatch.setattr(progress, name, getattr(progress, name))
+    return pytester
 
 
 def control_plane_binaries():

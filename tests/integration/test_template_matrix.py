@@ -1,19 +1,18 @@
 """The template matrix against the pinned backup-maker's source (resolved as a run resolves it): the templates
-it ships, the lines the known defects cite, and the scenarios collected from it (what needs no source:
-tests/unit/test_template_matrix.py)."""
+it ships, the lines the known defects cite, and the scenarios collected from it, by pytest run in this process
+(pytester). What needs no source: tests/unit/test_template_matrix.py."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
 from e2e_harness.templates import load_definitions, script_line
+from tests.unit.test_plugin import output, pytest_run
 from tests.unit.test_template_matrix import RELEASE
 
 from .conftest import PROJECT_DIR
@@ -42,7 +41,7 @@ def test_known_defects_cite_lines_that_hold_the_cause(backup_maker_source):
     assert script_line(backup_maker_source, "backup", "tar.tmpl", "basedir").endswith(":9")
 
 
-def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup_maker_source, tmp_path):
+def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup_maker_source, tmp_path, pytester):
     checkout = tmp_path / "my-backup-maker"
     shutil.copytree(backup_maker_source, checkout, symlinks=True)
     (checkout / "generate" / "templates" / "definition" / "pg14.json").unlink()
@@ -51,11 +50,10 @@ def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup
     (build / "backup-maker").symlink_to(checkout)
 
     def collected(build_dir: Path) -> set[str]:
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
-                               "tests/e2e/test_template_matrix.py", "--build-dir", str(build_dir)],
-                              cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        return {line.split("::", 1)[1] for line in proc.stdout.splitlines() if "::" in line}
+        result = pytest_run(pytester, "--collect-only", "-q", "tests/e2e/test_template_matrix.py",
+                            "--build-dir", str(build_dir))
+        assert result.ret == 0, output(result)
+        return {line.split("::", 1)[1] for line in result.stdout.lines if "::" in line}
 
     cases = collected(build)
     assert "test_backup_and_restore[pg15]" in cases and "test_backup_and_restore[pg14]" not in cases
@@ -86,19 +84,18 @@ def test_backup_and_restore_of_a_single_file(procedure_template):
 @pytest.mark.parametrize("behaviour, outcome", [("symptom", "1 xfailed"), ("other-failure", "1 failed"),
                                                 ("fixed", "1 failed")])
 def test_a_template_defect_is_expected_only_on_its_symptom_and_a_fix_turns_the_run_red(
-        backup_maker_source, tmp_path, behaviour, outcome):
+        backup_maker_source, tmp_path, behaviour, outcome, pytester, monkeypatch):
     """The tar single-file case: xfail when its log shows the symptom, red on any other failure, and red
     (strict XPASS) when it passes, i.e. when a release fixes the defect but fixtures/known-defects.yaml still lists it."""
     build = tmp_path / "build"
     build.mkdir()
     (build / "backup-maker").symlink_to(backup_maker_source)
-    probe = tmp_path / "test_probe.py"
-    probe.write_text(XFAIL_PROBE)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(probe),
-                           "--rootdir", str(PROJECT_DIR), "--release-env", str(PROJECT_DIR / "release.env"),
-                           "--build-dir", str(build)], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "PROBE_BEHAVIOUR": behaviour})
-    assert outcome in proc.stdout, proc.stdout + proc.stderr
-    assert (proc.returncode == 0) is (outcome == "1 xfailed"), proc.stdout
+    probe = pytester.makepyfile(test_probe=XFAIL_PROBE)
+    monkeypatch.setenv("PROBE_BEHAVIOUR", behaviour)
+    result = pytester.runpytest("-p", "no:cacheprovider", "-q", str(probe), "--rootdir", str(PROJECT_DIR),
+                                "--release-env", str(PROJECT_DIR / "release.env"), "--build-dir", str(build))
+    stdout = result.stdout.str()
+    assert outcome in stdout, output(result)
+    assert (result.ret == 0) is (outcome == "1 xfailed"), stdout
     if behaviour == "fixed":
-        assert "XPASS(strict)" in proc.stdout, proc.stdout
+        assert "XPASS(strict)" in stdout, stdout
