@@ -1,6 +1,7 @@
 # Backup Repository release harness.
 #   make test    the e2e suite on the best available backend (k3d with Docker, else local)
-#   make check   the harness's own tests
+#   make check   the harness's own tests (tests/unit, tests/integration, tests/selftest)
+#   make check-fast   only tests/unit: pure and fast, nothing to build or start first
 #   make tools   pinned kubectl, k3d, helm, skaffold into .build/bin (sha256-verified)
 #   make local-binaries   the local backend's control plane at the pinned versions
 #   make lint-tools   actionlint at its pinned version for the workflow self-tests
@@ -21,7 +22,7 @@ E2E_WORKERS ?= auto
 E2E_GIT_MIRROR ?= $(if $(wildcard ../shared/mirrors/*.bundle),$(abspath ../shared/mirrors))
 export E2E_GIT_MIRROR
 
-.PHONY: test check tools venv system-deps local-binaries lint-tools clean
+.PHONY: test check check-fast tools venv system-deps local-binaries lint-tools clean
 
 venv: $(VENV)/.installed
 
@@ -54,11 +55,18 @@ local-binaries:
 	$(VENV)/bin/python -m e2e_harness.backends.local.binaries --release-env release.env
 
 # actionlint at the version pinned in e2e_harness/lint_tools.py: found, or built once from its Go
-# module into ~/.cache/e2e-harness/actionlint (seconds); tests/unit/test_workflows.py needs it.
+# module into ~/.cache/e2e-harness/actionlint (seconds); tests/integration/test_workflows.py needs it.
 lint-tools: venv
 	$(VENV)/bin/python -m e2e_harness.lint_tools
 
+# The three tiers of self-tests, fast ones first: unit (pure), integration (the control plane, the node, git,
+# Go, host packages), selftest (whole e2e runs as child processes).
 check: local-binaries lint-tools tools
+	$(VENV)/bin/python -m pytest tests/unit tests/integration tests/selftest $(PYTEST_ARGS)
+
+# tests/unit alone: no server, cluster, git repository, Go build or e2e run, so nothing to build first (under a
+# minute on 2 cores).
+check-fast: venv
 	$(VENV)/bin/python -m pytest tests/unit $(PYTEST_ARGS)
 
 # --capture=sys: the harness's phase lines reach the console while fixtures set up (with fd capture

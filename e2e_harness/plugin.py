@@ -189,6 +189,8 @@ def _load_inputs(config: pytest.Config) -> HarnessState:
 def _runs_scenarios(config: pytest.Config) -> bool:
     """Whether a path of the command line holds tests/e2e or lies in it."""
     scenarios = (config.stash[STATE].project_dir / "tests" / "e2e").resolve()
+    if not scenarios.is_dir():
+        return False
     for arg in config.args:
         path = (config.invocation_params.dir / arg.split("::")[0]).resolve()
         if path == scenarios or scenarios in path.parents or path in scenarios.parents:

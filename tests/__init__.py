@@ -1,4 +1,4 @@
-"""The harness's own tests (unit), its e2e scenarios and benchmarks."""
+"""The harness's own tests in three tiers (unit, integration, selftest), its e2e scenarios and benchmarks."""
 
 from pathlib import Path
 

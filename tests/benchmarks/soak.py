@@ -9,8 +9,8 @@ defects of the release (e2e_harness/known-defects.yaml) are counted from each ru
 and their hit rates from the scenarios' JUnit properties (``<action>_hits_in_a_row_<k>``: how
 many backups ended after k hits in a row): the rate of a first attempt, the rate of an attempt
 after a hit, and what they make of the odds that a good release goes red (``false_red_odds``). With ``--slow`` each run is followed by the self-tests marked
-``slow``, which ``make check`` leaves out (``pytest tests/unit -m slow``: two e2e runs at once
-in one checkout); their results count like the scenarios'.
+``slow``, which ``make check`` leaves out (``pytest tests/unit tests/integration tests/selftest -m slow``:
+two e2e runs at once in one checkout); their results count like the scenarios'.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def _slow_self_tests(n: int, scratch: Path, seen: dict[str, set[str]]) -> bool:
     """Run the self-tests marked slow once; record their outcomes; True when they were not green."""
     junit = scratch / f"junit-slow-{n}.xml"
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/unit", "-m", "slow", "-q", "-p", "no:cacheprovider",
-                           "--junitxml", str(junit)], cwd=PROJECT_DIR, capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/unit", "tests/integration", "tests/selftest",
+                           "-m", "slow", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit)],
+                          cwd=PROJECT_DIR, capture_output=True, text=True)
     results = outcomes(junit) if junit.is_file() else {}
     for test, outcome in results.items():
         seen[test].add(outcome)

@@ -4,13 +4,9 @@ early report must not be taken as its verdict on a Job that then failed."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from e2e_harness.backups import health_reported
-
-from .conftest import pinned_source
 
 
 def _action(*children: dict) -> dict:
@@ -45,20 +41,3 @@ def test_the_report_is_taken_once_it_agrees_with_the_job(outcome, report, expect
 def test_an_action_without_a_report_is_not_reported():
     assert health_reported("Complete")(_action())[0] is False
     assert health_reported("Failed")(None)[0] is False
-
-
-@pytest.fixture(scope="module")
-def controller_source(tmp_path_factory) -> Path:
-    return pinned_source(tmp_path_factory.mktemp("build"), "backup-maker-controller")
-
-
-@pytest.mark.parametrize(("line", "text"), [
-    (42, "if job.Status.Failed > 0 {"),
-    (58, "if job.Status.Active > 0 {"),
-    (72, "Succeeded: !running,"),
-])
-def test_the_pinned_controller_still_reports_a_job_without_pods_as_succeeded(controller_source, line, text):
-    path = "pkg/integration/kubernetesjob.go"
-    lines = (controller_source / path).read_text().splitlines()
-    assert text in lines[line - 1], (f"{path}:{line} is now {lines[line - 1].strip()!r}; "
-                                     "update e2e_harness/backups.py's note on early health reports")

@@ -163,21 +163,21 @@ def test_existing_backend_lists_the_contexts_when_the_one_asked_for_is_missing(t
         backend.preflight()
 
 
-def test_a_bad_kubeconfig_stops_the_run_before_sources_are_resolved(tmp_path):
-    """Through pytest: the run says what is wrong with the kubeconfig and resolves and builds nothing."""
-    import subprocess
-    import sys
+def test_a_bad_kubeconfig_stops_the_run_before_sources_are_resolved(tmp_path, pytester, monkeypatch):
+    """Through pytest (in this process, pytester): the run says what is wrong with the kubeconfig and resolves
+    and builds nothing."""
     from .conftest import PROJECT_DIR
 
     path = tmp_path / "kubeconfig"
     path.write_text(KUBECONFIG.format(current="prod-admin"))
-    proc = subprocess.run([sys.executable, "-m", "pytest", "tests/e2e/test_install.py", "--backend", "existing",
-                           "--kube-context", "nope", "-p", "no:cacheprovider", "--artifacts-dir",
-                           str(tmp_path / "artifacts"), "--build-dir", str(tmp_path / "build"), "-q", "-rs"],
-                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=300,
-                          env={**__import__("os").environ, "KUBECONFIG": str(path)})
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 5, output[-3000:]
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(PROJECT_DIR)
+        result = pytester.runpytest("tests/e2e/test_install.py", "--backend", "existing", "--kube-context", "nope",
+                                    "-p", "no:cacheprovider", "--artifacts-dir", str(tmp_path / "artifacts"),
+                                    "--build-dir", str(tmp_path / "build"), "-q", "-rs")
+    output = result.stdout.str() + "\n" + result.stderr.str()
+    assert result.ret == 5, output[-3000:]
     assert "context 'nope' (--kube-context) is not in it; it has: prod-admin, staging" in output, output[-3000:]
     assert "resolving component sources" not in output
     assert not (tmp_path / "build").exists() or not any((tmp_path / "build").iterdir())

@@ -20,7 +20,7 @@ from e2e_harness.backends.k3d import (ImageBuild, K3dBackend, K3dCommands, K3dIm
 from e2e_harness.commands import CommandError, Result
 from e2e_harness.components import COMPONENTS, ResolvedSource
 
-from .conftest import PROJECT_DIR, pinned_source
+from .conftest import PROJECT_DIR
 
 K3D = K3dCommands(Path("/p/.build/bin/k3d"), "e2e", "v1.31.5-k3s1")
 RELEASE = {"PGBR_VERSION": "1.0.0-rc1", "POSTGRES_VERSION": "15", "K3S_VERSION": "v1.31.5-k3s1",
@@ -391,6 +391,10 @@ def test_the_releases_own_pgbr_must_build(tmp_path, monkeypatch, sources):
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
+    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
+    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
+    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
+        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     fake = FakeRun([(["docker", "version"], (0, "linux/amd64\n")),
                     (["docker", "build", "--platform", "linux/amd64", "--file", str(pg.path / "Dockerfile"),
                       "--build-arg", "POSTGRES_VERSION=15"], (1, "no space left on device"))])
@@ -404,6 +408,10 @@ def test_a_reused_cluster_forgets_its_nodes_earlier_pulls_of_the_built_names(tmp
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
+    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
+    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
+    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
+        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     k3d_bin = str(backend.settings.bin_dir / "k3d")
     fake = FakeRun([([k3d_bin, "cluster", "list"], (0, '[{"name": "e2e"}]')),
                     (["docker", "version"], (0, "linux/amd64\n")),
@@ -428,7 +436,7 @@ def test_preflight_asks_for_the_docker_engine_first_and_alone(tmp_path, monkeypa
     monkeypatch.setattr(k3d.shutil, "which", lambda name: None)
     with pytest.raises(BackendUnavailable) as exc:
         backend.preflight()
-    # tests/unit/test_workflow_jobs.py: a runner job must stop here, with this message, naming no package
+    # tests/selftest/test_workflow_jobs.py: a runner job must stop here, with this message, naming no package
     assert str(exc.value) == "k3d backend needs a running Docker engine (`docker info` failed)"
 
 
@@ -446,27 +454,3 @@ def test_preflight_names_skopeo_go_and_the_pinned_tools(tmp_path, monkeypatch):
     monkeypatch.setattr(k3d.shutil, "which", lambda name: f"/usr/bin/{name}")
     (backend.settings.bin_dir / "helm").write_text("")
     backend.preflight()
-
-
-# --- against the pinned sources --------------------------------------------------------------------------
-
-
-@pytest.mark.needs_go
-def test_the_pinned_dockerfiles_get_what_they_need(tmp_path_factory):
-    """backup-maker's Dockerfile takes only the binary from its context; pgbr's needs POSTGRES_VERSION and
-    GO_VERSION, both given; the pinned templates name pgbr for PostgreSQL 12 to 15."""
-    from e2e_harness.release import load_release
-    from .conftest import PROJECT_DIR
-
-    release = load_release(PROJECT_DIR / "release.env")
-    build_dir = tmp_path_factory.mktemp("build")
-    bm = _source(pinned_source(build_dir, "backup-maker"), "backup-maker", release["BACKUP_MAKER_VERSION"])
-    pg = _source(pinned_source(build_dir, "pgbr"), "pgbr", release["PGBR_VERSION"])
-    plan = pgbr_plan(release, bm.path)
-    assert plan.named == ("12", "13", "14", "15")
-    builds = release_image_builds(release, bm, pg, Path("/ctx"), plan)
-    assert builds[0].image == "ghcr.io/riotkit-org/br-backup-maker:main"
-    check_dockerfile(builds[0], provided=[".build/backup-maker"])
-    for build in builds[1:]:
-        check_dockerfile(build)
-        assert dict(build.build_args)["GO_VERSION"] == "1.19"

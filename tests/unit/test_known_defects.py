@@ -1,17 +1,17 @@
-"""The intermittent defects of the pinned release: matched only by their exact symptom, and their
-cited cause still in the pinned server's source (e2e_harness/known-defects.yaml)."""
+"""The intermittent defects of the pinned release: matched only by their exact symptom, and retried as often
+as their measured rates call for (e2e_harness/known-defects.yaml; their cited cause in the pinned server's
+source: tests/integration/test_known_defects.py)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from e2e_harness.known_defects import FALSE_RED_TARGET, HitRates, KnownDefectsError, intermittent_match, load
 from e2e_harness.release import load_release
 
-from .conftest import PROJECT_DIR, pinned_source
+from .conftest import PROJECT_DIR
 
 RELEASE = load_release(PROJECT_DIR / "release.env")
 # What backup-maker logs when the server refuses an upload (from a soak run's failed Job, trimmed)
@@ -84,19 +84,3 @@ def test_the_odds_follow_the_rates():
     assert rates.attempts_for(0.1) == 4   # 0.5**4 = 0.0625 < 0.1 <= 0.5**3
     assert HitRates(first=0.3, after_hit=1.0, per_run=5).attempts_for() is None
     assert HitRates(first=0.0, after_hit=0.0, per_run=5).attempts_for() == 1
-
-
-@pytest.fixture(scope="module")
-def server_source(tmp_path_factory) -> Path:
-    return pinned_source(tmp_path_factory.mktemp("build"), "backup-repository")
-
-
-@pytest.mark.parametrize(("path", "line", "text"), [
-    ("pkg/storage/validation.go", 57, 'bytes.Contains(buff, []byte("-----BEGIN PGP MESSAGE"))'),
-    ("pkg/storage/validation.go", 65, '[]byte("-----END PGP MESSAGE")'),
-    ("pkg/storage/io.go", 60, "n, err := inputStream.Read(buff)"),
-    ("pkg/storage/io.go", 84, "previousBuff = buff[:n]"),
-])
-def test_the_cited_server_lines_hold_the_cause(server_source, path, line, text):
-    lines = (server_source / path).read_text().splitlines()
-    assert text in lines[line - 1], f"{path}:{line} is now {lines[line - 1].strip()!r}; update the defect's cause"

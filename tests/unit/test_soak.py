@@ -3,12 +3,7 @@ in a row give the hit rates (tests/benchmarks/soak.py)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from tests.benchmarks.soak import hit_rates, hits_in_a_row, outcomes
-
-from .conftest import PROJECT_DIR
 
 PROBE = '''
 import pytest
@@ -29,11 +24,10 @@ def test_skipped():
 '''
 
 
-def test_outcomes_tells_passed_failed_xfailed_and_skipped_apart(tmp_path):
-    (tmp_path / "test_probe.py").write_text(PROBE)
+def test_outcomes_tells_passed_failed_xfailed_and_skipped_apart(tmp_path, pytester):
+    probe = pytester.makepyfile(test_probe=PROBE)
     junit = tmp_path / "junit.xml"
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--junitxml", str(junit),
-                    str(tmp_path / "test_probe.py")], cwd=PROJECT_DIR, capture_output=True, text=True)
+    pytester.runpytest("-q", "-p", "no:cacheprovider", "--junitxml", str(junit), str(probe))
 
     assert {name.rsplit("::", 1)[1]: outcome for name, outcome in outcomes(junit).items()} == {
         "test_passes": "passed", "test_fails": "failed", "test_known_defect": "xfailed", "test_skipped": "skipped"}

@@ -1,10 +1,8 @@
-"""CI configuration: workflows and dependabot.yml against their schemas, actionlint, zizmor, release notes.
+"""CI configuration: workflows and dependabot.yml against their schemas, zizmor, release notes.
 
 Everything here runs offline and nothing is optional. The schemas come vendored with
-check-jsonschema and zizmor is a binary wheel (both dev dependencies). actionlint is
-the version pinned in ``e2e_harness.lint_tools``, which ``make lint-tools`` (a step of
-``make check``) builds once from its Go module into ``~/.cache/e2e-harness``; without it
-these tests fail, saying to run ``make lint-tools``.
+check-jsonschema and zizmor is a binary wheel (both dev dependencies). actionlint, which
+``make lint-tools`` builds from its Go module: tests/integration/test_workflows.py.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from e2e_harness.lint_tools import LintToolError, require_actionlint
 from e2e_harness.release import COMPONENT_KEYS, Pin, load_release
 
 from .conftest import PROJECT_DIR
@@ -55,15 +52,6 @@ jobs:
 """,
 }
 
-# Copies of the real workflows with one mistake the JSON schema cannot see: (workflow, the
-# text replaced, its replacement, what actionlint must name).
-BROKEN_COPIES = {
-    "needs-an-unknown-job": ("e2e.yaml", "needs: self-tests\n", "needs: self-test\n", '"self-test"'),
-    "unknown-context-property": ("release.yaml", "${{ github.ref }}", "${{ github.reff }}", '"reff"'),
-    "undefined-function": ("e2e.yaml", "if: always()\n", "if: alwys()\n", '"alwys"'),
-    "unknown-runner-label": ("release.yaml", "runs-on: ubuntu-24.04\n", "runs-on: ubuntu-24.4\n",
-                             '"ubuntu-24.4"'),
-}
 
 # A workflow zizmor must reject: a pull request's title spliced into a shell script of a
 # pull_request_target job (which runs with the base repository's secrets).
@@ -87,18 +75,6 @@ def check_jsonschema(schema: str, *files: Path) -> subprocess.CompletedProcess:
         pytest.fail("check-jsonschema is not installed: it is a dev dependency (pip install -e '.[dev]')")
     return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema,
                            *map(str, files)], capture_output=True, text=True, timeout=120)
-
-
-def actionlint_binary() -> str:
-    try:
-        return str(require_actionlint())
-    except LintToolError as exc:
-        pytest.fail(str(exc))
-
-
-def actionlint(*files: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([actionlint_binary(), "-no-color", *map(str, files)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
 
 
 def zizmor_binary() -> str:
@@ -176,37 +152,6 @@ def test_the_schema_check_rejects_a_broken_dependabot_config(tmp_path: Path):
     broken = tmp_path / "dependabot.yml"
     broken.write_text("version: 2\nupdates:\n  - package-ecosystem: pip\n    directory: /\n")  # no schedule
     assert check_jsonschema("vendor.dependabot", broken).returncode != 0
-
-
-# --- actionlint (pinned; `make lint-tools`) ----------------------------------------------------
-
-
-def test_actionlint_accepts_the_workflows():
-    result = actionlint(*WORKFLOWS, cwd=PROJECT_DIR)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
-@pytest.mark.parametrize("name", sorted(BROKEN_WORKFLOWS))
-def test_actionlint_rejects_a_broken_workflow(tmp_path: Path, name: str):
-    broken = tmp_path / f"{name}.yaml"
-    broken.write_text(BROKEN_WORKFLOWS[name])
-    result = actionlint(broken, cwd=tmp_path)
-    assert result.returncode != 0, f"accepted a broken workflow:\n{BROKEN_WORKFLOWS[name]}"
-
-
-@pytest.mark.parametrize("name", sorted(BROKEN_COPIES))
-def test_actionlint_rejects_a_copy_of_a_workflow_with_one_mistake(tmp_path: Path, name: str):
-    workflow, old, new, named = BROKEN_COPIES[name]
-    text = (GITHUB_DIR / "workflows" / workflow).read_text()
-    assert old in text, f"{workflow} no longer contains {old!r}: update BROKEN_COPIES"
-    copy = tmp_path / workflow
-    copy.write_text(text)
-    intact = actionlint(copy, cwd=tmp_path)
-    assert intact.returncode == 0, intact.stdout + intact.stderr  # so only the mistake can fail it
-    copy.write_text(text.replace(old, new, 1))
-    result = actionlint(copy, cwd=tmp_path)
-    assert result.returncode != 0, f"accepted {workflow} with {old!r} -> {new!r}"
-    assert named in result.stdout, result.stdout + result.stderr
 
 
 # --- zizmor (security audits) ------------------------------------------------------------------

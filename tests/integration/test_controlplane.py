@@ -119,7 +119,7 @@ def test_ctrl_c_leaves_no_process_and_no_port_behind(tmp_path):
     """SIGINT to a pytest that runs a control plane: every process and its port are gone afterwards."""
     control_plane_binaries()  # found or built here, not within the inner run's wait for its marker
     (tmp_path / "test_inner.py").write_text(INNER_TEST)
-    (tmp_path / "conftest.py").write_text("from tests.unit.conftest import control_plane  # noqa\n")
+    (tmp_path / "conftest.py").write_text("from tests.integration.conftest import control_plane  # noqa\n")
     marker = tmp_path / "marker.json"
     proc = subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", str(tmp_path),
                              "--rootdir", str(tmp_path)],

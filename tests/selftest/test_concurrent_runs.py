@@ -9,7 +9,7 @@ component sources in ``.build/<component>`` and the build cache, both behind fil
 
 Two control planes and two scenarios on 2 cores take a few minutes, so this test is
 marked ``slow``: ``make check`` leaves it out; run it with
-``.build/venv/bin/python -m pytest tests/unit -m slow`` or as part of the soak
+``.build/venv/bin/python -m pytest tests/selftest -m slow`` or as part of the soak
 (``python -m tests.benchmarks.soak --slow``).
 """
 
