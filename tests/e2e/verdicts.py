@@ -19,11 +19,11 @@ UNPACK_DEPTH = 4   # a tar of files and a gzipped dump: two levels; more would b
 
 
 def assert_job_succeeded(result: ActionResult) -> None:
-    assert result.job_outcome == "Complete", f"the {result.name} Job did not complete:\n{result.describe()}"
+    assert result.job_outcome == "Complete", f"the {result.kind} Job of {result.name} did not complete:\n{result.describe()}"
 
 
 def assert_job_failed(result: ActionResult) -> None:
-    assert result.job_outcome == "Failed", f"the {result.name} Job was expected to fail:\n{result.describe()}"
+    assert result.job_outcome == "Failed", f"the {result.kind} Job of {result.name} was expected to fail:\n{result.describe()}"
 
 
 def assert_rendered_for_the_action(result: ActionResult) -> None:

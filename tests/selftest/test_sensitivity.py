@@ -45,11 +45,28 @@ PATCHES = {
          "\t\t\tversions = append(versions[:newest], versions[newest+1:]...)\n\t\t}\n"
          '\t\tOKResponse(c, gin.H{\n\t\t\t"versions": versions,')]),
 }
+PATCHES["cronjob-job-template-broken"] = (
+    # The CronJob the controller renders for a ScheduledBackup gets a Job template whose Jobs are killed after a
+    # second (activeDeadlineSeconds: 1); the Jobs of RequestedBackupActions are untouched.
+    "backup-maker-controller", "pkg/bmg/templating.go", [
+        ("\treturn parseRenderedManifests(logger, string(content), acceptedResourceTypes)\n}",
+         "\tparsed, parseErr := parseRenderedManifests(logger, string(content), acceptedResourceTypes)\n"
+         "\tfor i := range parsed { // planted: break the CronJob's Job template\n"
+         "\t\tif parsed[i].GetKind() == \"CronJob\" {\n"
+         "\t\t\t_ = unstructured.SetNestedField(parsed[i].Object, int64(1), \"spec\", \"jobTemplate\", \"spec\", "
+         "\"activeDeadlineSeconds\")\n\t\t}\n\t}\n\treturn parsed, parseErr\n}")])
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
-SCENARIO = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
+ROUND_TRIP = "tests/e2e/test_postgres_backup.py::test_internal_pg15_template_backs_up_encrypted_and_restores_the_snapshot"
+SCENARIO = {
+    "restore-does-nothing": ROUND_TRIP,
+    "listing-drops-newest": ROUND_TRIP,
+    "cronjob-job-template-broken": "tests/e2e/test_postgres_backup.py::"
+                                   "test_the_cronjob_of_a_scheduled_backup_makes_a_job_that_backs_up_and_the_version_restores",
+}
 EXPECTED = {
     "restore-does-nothing": "restored data differs from the snapshot taken before the backup",
     "listing-drops-newest": "expected exactly one new version 1",
+    "cronjob-job-template-broken": "[phase verify the backup] the backup Job of ",
 }
 
 
@@ -80,7 +97,7 @@ def test_a_broken_component_turns_its_scenario_red(case, tmp_path):
     build_dir.mkdir()
     (build_dir / name).symlink_to(checkout)
     artifacts, junit, secrets_file = tmp_path / "artifacts", tmp_path / "junit.xml", tmp_path / "secrets.json"
-    proc = subprocess.run([sys.executable, "-m", "pytest", SCENARIO, "--backend", "local", "-p", "no:cacheprovider",
+    proc = subprocess.run([sys.executable, "-m", "pytest", SCENARIO[case], "--backend", "local", "-p", "no:cacheprovider",
                            "-p", "tests.secret_dump_plugin", "--junitxml", str(junit),
                            "--build-dir", str(build_dir), "--artifacts-dir", str(artifacts), "-q"],
                           cwd=PROJECT_DIR, capture_output=True, text=True, timeout=1400,
