@@ -16,7 +16,6 @@ however the build ends: an interrupted ``go build`` (killed with its process gro
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
@@ -29,11 +28,13 @@ from typing import Callable, Iterable
 
 from .commands import CommandError, run, tail
 from .components import ResolvedSource
+from .locks import exclusive
 from .progress import step
 
 log = logging.getLogger("e2e_harness.builds")
 
 BUILD_TIMEOUT = 1200  # 20 minutes: a cold build of the server with an empty module cache takes a few
+LOCK_TIMEOUT = BUILD_TIMEOUT + 60  # another run's build of the same key: its go build, bounded, and a margin
 
 
 class BuildError(RuntimeError):
@@ -91,8 +92,8 @@ def build(source: ResolvedSource, cache_dir: Path | None = None,
     entry = component_dir / key
     binary = entry / recipe.binary
     entry.mkdir(parents=True, exist_ok=True)
-    with open(component_dir / f"{key}.lock", "w") as lock:
-        _lock(lock, f"{name}: waiting for another build of {revision} ({lock.name})", progress)
+    with exclusive(component_dir / f"{key}.lock", what=name, timeout=LOCK_TIMEOUT, say=progress,
+                   holder=f"another build of {revision}", fail=BuildError):
         if binary.is_file():
             progress(f"{name}: cached {binary}")
             return binary
@@ -118,15 +119,6 @@ def build_all(sources: Iterable[ResolvedSource], cache_dir: Path | None = None,
               progress: Callable[[str], None] = log.info) -> dict[str, Path]:
     """Every source's binary, by component name (one after the other: go parallelises inside)."""
     return {s.component.name: build(s, cache_dir, progress) for s in sources}
-
-
-def _lock(lock, waiting: str, progress: Callable[[str], None]) -> None:
-    """Take the exclusive lock; say so first when another build holds it."""
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        progress(waiting)
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's go build is bounded by BUILD_TIMEOUT
 
 
 def _revision_and_key(source: ResolvedSource, recipe: Recipe, workdir: Path) -> tuple[str, str]:

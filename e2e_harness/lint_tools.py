@@ -10,7 +10,6 @@ cache; Go verifies the module against the checksum database.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
@@ -21,12 +20,14 @@ from pathlib import Path
 
 from .backends.local.binaries import cache_root
 from .commands import CommandError, run
+from .locks import exclusive
 
 log = logging.getLogger("e2e_harness.lint_tools")
 
 ACTIONLINT_PACKAGE = "github.com/rhysd/actionlint/cmd/actionlint"
 ACTIONLINT_VERSION = "v1.7.12"  # the one pin; the cache directory is named after it
 BUILD_TIMEOUT = 900
+LOCK_TIMEOUT = BUILD_TIMEOUT + 60  # another run's build: its go install, bounded, and a margin
 MISSING_HINT = "run `make lint-tools` (it builds it once with Go into the cache)"
 
 
@@ -91,8 +92,8 @@ def ensure_actionlint(progress=log.info) -> Path:
                             "install it, or put actionlint on PATH or in $ACTIONLINT")
     dest = actionlint_cache_path()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.parent.parent / ".build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # a concurrent build finishes (bounded by BUILD_TIMEOUT) first
+    with exclusive(dest.parent.parent / ".build.lock", what=f"actionlint {ACTIONLINT_VERSION}", timeout=LOCK_TIMEOUT,
+                   say=progress, holder="another build of it", fail=LintToolError):
         if dest.is_file() and actionlint_version(dest) == ACTIONLINT_VERSION:
             return dest
         progress(f"building actionlint {ACTIONLINT_VERSION} from its Go module (once; cached in {dest.parent})")

@@ -19,7 +19,6 @@ answered something other than the pin.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import io
 import json
@@ -41,6 +40,7 @@ import yaml
 
 from . import gomodules
 from .commands import CommandError, run
+from .locks import exclusive
 
 log = logging.getLogger("e2e_harness.tools")
 
@@ -48,6 +48,8 @@ DOWNLOAD_TIMEOUT = (10, 120)  # connect, read (seconds)
 # A proxy's answers for "could not reach the host" (bad gateway, unavailable, gateway timeout).
 UNREACHABLE_STATUSES = (502, 503, 504)
 BUILD_TIMEOUT = 1800   # per go command; skaffold, the largest, takes about 6 minutes cold on 2 cores
+# Another install building the same tool: its go mod download, tidy and build, each bounded.
+LOCK_TIMEOUT = gomodules.DOWNLOAD_TIMEOUT + 2 * BUILD_TIMEOUT
 VERSION_TIMEOUT = 30
 VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?")
 
@@ -249,12 +251,8 @@ def built_binary(tool: Tool, why: str = "") -> Path:
     binary, recipe_file = root / "bin" / tool.name, root / "recipe.json"
     recipe = go.recipe(tool.version)
     root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("%s %s: waiting for another build of it (%s)", tool.name, tool.version, lock.name)
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's go commands are bounded by BUILD_TIMEOUT
+    with exclusive(root / ".lock", what=f"{tool.name} {tool.version}", timeout=LOCK_TIMEOUT, say=log.info,
+                   holder="another build of it", fail=ToolError):
         if (binary.is_file() and recipe_file.is_file() and recipe_file.read_text() == recipe
                 and reported_version(binary, go.version_args) == tool.version):
             log.info("%s %s: built from its Go module before (%s)", tool.name, tool.version, binary)
