@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 from . import progress
 from .commands import CommandError, run
@@ -117,6 +117,25 @@ def generated_go_mod(module: str, version: str, replaces: dict[str, str] | None 
     return "\n".join(lines) + "\n"
 
 
+def go_build(flags: Sequence[str], package: str, output: Path, *, cwd: Path, env: Mapping[str, str],
+             timeout: float, what: str) -> None:
+    """``go build <flags> -o <output> <package>`` in ``cwd``, written under a temporary name and renamed:
+    ``output`` is never half a binary. Go's work directory is a private ``GOTMPDIR``, removed however the
+    build ends (an interrupted go build, killed with its process group by ``commands.run``, cannot)."""
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        with tempfile.TemporaryDirectory(prefix="e2e-go-build-") as gotmp:
+            run(go_build_command(flags, partial, package), cwd=cwd, env={**env, "GOTMPDIR": gotmp},
+                timeout=timeout, what=what)
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def go_build_command(flags: Sequence[str], output: Path, package: str) -> list[str]:
+    return ["go", "build", *flags, "-o", str(output), package]
+
+
 def build(module: str, version: str, packages: list[str], dest: Path, *,
           replaces: dict[str, str] | None = None, outputs: dict[str, str] | None = None,
           ldflags: str = "", tags: Iterable[str] = (), timeout: float = BUILD_TIMEOUT,
@@ -125,8 +144,8 @@ def build(module: str, version: str, packages: list[str], dest: Path, *,
 
     ``replaces`` maps a replaced module to its full target, ``"module version"``; ``outputs``
     names a package's binary (default: the package's last path element); ``tags`` are build
-    tags. Each binary is written under a temporary name and renamed, so ``dest`` never holds
-    half a binary. CGO_ENABLED=0. Every go command is bounded by ``timeout`` seconds."""
+    tags. Each binary is built by :func:`go_build`. CGO_ENABLED=0. Every go command is bounded
+    by ``timeout`` seconds."""
     if shutil.which("go") is None:
         raise GoModuleError(f"building {module}@{version} needs {GO_MISSING}; install it"
                             + (f", {go_missing_hint}" if go_missing_hint else ""))
@@ -139,22 +158,14 @@ def build(module: str, version: str, packages: list[str], dest: Path, *,
         imports = "\n".join(f'\t_ "{p}"' for p in packages)
         (work / "tools.go").write_text(f"//go:build tools\n\npackage tools\n\nimport (\n{imports}\n)\n")
         what = f"building {module}@{version}"
-        # go's own work dirs inside ours: removed with it however the build ends (an interrupt kills go first)
-        (work / "gotmp").mkdir()
-        env = {**GO_ENV, "GOTMPDIR": str(work / "gotmp")}
         flags = [f"-ldflags={ldflags}"] + ([f"-tags={','.join(tags)}"] if tags else [])
         try:
             with progress.step(what):  # minutes cold: the heartbeat shows it is alive
-                run(["go", "mod", "tidy"], cwd=work, env=env, timeout=timeout, what=f"{what}: go mod tidy")
+                run(["go", "mod", "tidy"], cwd=work, env=GO_ENV, timeout=timeout, what=f"{what}: go mod tidy")
                 for package in packages:
                     name = (outputs or {}).get(package, package.rsplit("/", 1)[-1])
-                    partial = dest / f".{name}.partial"
-                    try:
-                        run(["go", "build", *flags, "-o", partial, package], cwd=work, env=env,
-                            timeout=timeout, what=f"{what}: go build {package}")
-                        partial.replace(dest / name)
-                    finally:
-                        partial.unlink(missing_ok=True)
+                    go_build(flags, package, dest / name, cwd=work, env=GO_ENV, timeout=timeout,
+                             what=f"{what}: go build {package}")
         except CommandError as exc:
             raise GoModuleError(str(exc)) from None
     log.info("built %s@%s in %.0fs", module, version, time.monotonic() - started)
