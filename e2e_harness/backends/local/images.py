@@ -42,6 +42,7 @@ import requests
 
 from ... import progress
 from ...commands import CommandError, run
+from ...gomodules import cache_root
 from ...locks import exclusive
 from ...waiting import Observation, poll_until
 
@@ -485,8 +486,6 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/e2e-harness/images``, else ``~/.cache/e2e-harness/images``."""
-    from .binaries import cache_root  # not at import: `python -m ...local.binaries` must not see itself imported
-
     return cache_root() / "images"
 
 
