@@ -7,33 +7,32 @@ the resolved revision (commit, or module@version and checksum), the Go toolchain
 target, and the build recipe. A developer's symlinked checkout may have uncommitted
 edits, so it is keyed by the content of its files instead of its commit.
 
-Builds write to a temporary name and ``os.replace`` it, under an exclusive ``flock``
-per key: two runs building the same revision at once build it once, and a binary
-in the cache is always complete. Go's work directory is a private ``GOTMPDIR``, removed
-however the build ends: an interrupted ``go build`` (killed with its process group by
-``commands.run``) cannot remove its own.
+Builds write to a temporary name and ``os.replace`` it (``gomodules.go_build``, which also
+gives go a private ``GOTMPDIR``), under an exclusive ``flock`` per key: two runs building the
+same revision at once build it once, and a binary in the cache is always complete.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import logging
 import os
 import shlex
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
 from .commands import CommandError, run, tail
 from .components import ResolvedSource
+from .gomodules import cache_root, go_build, go_build_command
+from .locks import exclusive
 from .progress import step
 
 log = logging.getLogger("e2e_harness.builds")
 
 BUILD_TIMEOUT = 1200  # 20 minutes: a cold build of the server with an empty module cache takes a few
+LOCK_TIMEOUT = BUILD_TIMEOUT + 60  # another run's build of the same key: its go build, bounded, and a margin
 
 
 class BuildError(RuntimeError):
@@ -48,12 +47,9 @@ class Recipe:
     env: tuple[tuple[str, str], ...]
     flags: tuple[str, ...]
 
-    def command(self, output: Path) -> list[str]:
-        return ["go", "build", *self.flags, "-o", str(output), "."]
-
     def printable(self, output: Path) -> str:
-        """The command as a shell line, environment included, for messages."""
-        return " ".join([f"{k}={v}" for k, v in self.env] + [shlex.join(self.command(output))])
+        """The go build command as a shell line, environment included, for messages."""
+        return " ".join([f"{k}={v}" for k, v in self.env] + [shlex.join(go_build_command(self.flags, output, "."))])
 
 
 RECIPES: dict[str, Recipe] = {
@@ -70,9 +66,6 @@ GO_ENV_KEYS = ("GOVERSION", "GOOS", "GOARCH", "GOFLAGS", "CGO_ENABLED")
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/e2e-harness/builds``, else ``~/.cache/e2e-harness/builds``."""
-    # Imported here: the local backend will import this module, and binaries lives in its package.
-    from .backends.local.binaries import cache_root
-
     return cache_root() / "builds"
 
 
@@ -91,25 +84,21 @@ def build(source: ResolvedSource, cache_dir: Path | None = None,
     entry = component_dir / key
     binary = entry / recipe.binary
     entry.mkdir(parents=True, exist_ok=True)
-    with open(component_dir / f"{key}.lock", "w") as lock:
-        _lock(lock, f"{name}: waiting for another build of {revision} ({lock.name})", progress)
+    with exclusive(component_dir / f"{key}.lock", what=name, timeout=LOCK_TIMEOUT, say=progress,
+                   holder=f"another build of {revision}", fail=BuildError):
         if binary.is_file():
             progress(f"{name}: cached {binary}")
             return binary
         progress(f"building {name} at {revision}")
-        partial = entry / f".{recipe.binary}.partial"
         try:
-            with step(f"go build {name}"), tempfile.TemporaryDirectory(prefix="e2e-go-build-") as gotmp:
-                run(recipe.command(partial), cwd=workdir, env={**dict(recipe.env), "GOTMPDIR": gotmp},
-                    timeout=BUILD_TIMEOUT, what=f"{name}: go build")
-            os.replace(partial, binary)
+            with step(f"go build {name}"):
+                go_build(recipe.flags, ".", binary, cwd=workdir, env=dict(recipe.env), timeout=BUILD_TIMEOUT,
+                         what=f"{name}: go build")
         except CommandError as exc:
             why = (f"exited with {exc.returncode}" if exc.returncode is not None
                    else f"did not finish within {BUILD_TIMEOUT}s")
-            raise BuildError(f"{name} at {revision}: `{recipe.printable(partial)}` in {workdir} {why}; "
+            raise BuildError(f"{name} at {revision}: `{recipe.printable(binary)}` in {workdir} {why}; "
                              f"last lines of go's output:\n{tail(exc.output)}") from None
-        finally:
-            partial.unlink(missing_ok=True)
     log.info("%s: built %s", name, binary)
     return binary
 
@@ -118,15 +107,6 @@ def build_all(sources: Iterable[ResolvedSource], cache_dir: Path | None = None,
               progress: Callable[[str], None] = log.info) -> dict[str, Path]:
     """Every source's binary, by component name (one after the other: go parallelises inside)."""
     return {s.component.name: build(s, cache_dir, progress) for s in sources}
-
-
-def _lock(lock, waiting: str, progress: Callable[[str], None]) -> None:
-    """Take the exclusive lock; say so first when another build holds it."""
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        progress(waiting)
-        fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's go build is bounded by BUILD_TIMEOUT
 
 
 def _revision_and_key(source: ResolvedSource, recipe: Recipe, workdir: Path) -> tuple[str, str]:

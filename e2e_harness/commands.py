@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 from . import progress
 from .knobs import flag
+from .processes import signal_group
 
 log = logging.getLogger("e2e_harness.commands")
 
@@ -109,18 +110,11 @@ def run(args: Sequence[str | os.PathLike], *, cwd: Path | None = None,
 def _stop_group(popen: subprocess.Popen) -> tuple[str, str]:
     """SIGTERM the command's process group, and SIGKILL it when the command has not ended within
     STOP_GRACE s (still unreaped, the leader's pid names this group and no other); its output."""
-    _signal_group(popen.pid, signal.SIGTERM)
+    signal_group(popen.pid, signal.SIGTERM)
     try:
         stdout, stderr = popen.communicate(timeout=STOP_GRACE)
     except subprocess.TimeoutExpired:
-        _signal_group(popen.pid, signal.SIGKILL)
+        signal_group(popen.pid, signal.SIGKILL)
         stdout, stderr = popen.communicate()
     return stdout or "", stderr or ""
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
 

@@ -17,7 +17,6 @@ A pseudo-version pin the mirror lacks falls back to the Go module proxy.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from typing import Callable, Iterable, Mapping
 
 from .commands import CommandError, run
 from .knobs import SOURCE_MODES
+from .locks import exclusive
 from .release import COMPONENT_KEYS, Pin, Release
 
 log = logging.getLogger("e2e_harness.components")
@@ -39,6 +39,8 @@ GIT_MIRROR_ENV = "E2E_GIT_MIRROR"
 MARKER = ".e2e-harness-source.json"  # written into copies taken from the Go module proxy
 GIT_TIMEOUT = 900
 GO_TIMEOUT = 900
+# Another run resolving the same component: its git fetch and merge, or clone and Go module download, each bounded.
+LOCK_TIMEOUT = 2 * GIT_TIMEOUT + GO_TIMEOUT
 
 # git's and go's words for "the host could not be reached" (as opposed to "no such revision").
 UNREACHABLE = re.compile(
@@ -141,12 +143,9 @@ class SourceResolver:
         """One run at a time per component directory: two runs in one checkout (two terminals, an
         editor's test runner) must not check out or clone into ``.build/<component>`` at once."""
         self.build_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.build_dir / f".{component.name}.lock", "w") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self.progress(f"{component.name}: waiting for another run resolving {self.build_dir / component.name}")
-                fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's git and go commands are bounded
+        with exclusive(self.build_dir / f".{component.name}.lock", what=component.name, timeout=LOCK_TIMEOUT,
+                       say=self.progress, holder=f"another run resolving {self.build_dir / component.name}",
+                       fail=ComponentSourceError):
             return self._resolve_locked(component, pin)
 
     def _resolve_locked(self, component: Component, pin: Pin) -> ResolvedSource:

@@ -166,7 +166,7 @@ class ProcessGroup:
                 return
             watchdog, pgid = self._watchdog, self._watchdog.pid
             # Until the watchdog (the leader) is reaped, pgid cannot name anybody else's group.
-            self._signal(pgid, signal.SIGTERM)
+            signal_group(pgid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT
             for p in self.processes:
                 try:
@@ -176,7 +176,7 @@ class ProcessGroup:
                                 pgid, p.name, STOP_TIMEOUT)
                     break
             # Whatever is left, strays included; the watchdog, told by its lifeline, would do the same.
-            self._signal(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             self._close_lifeline()
             watchdog.wait(timeout=STOP_TIMEOUT)
             for p in self.processes:
@@ -206,21 +206,27 @@ class ProcessGroup:
             os.close(self._lifeline)
             self._lifeline = None
 
-    @staticmethod
-    def _signal(pgid: int, sig: int) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
+
+def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to process group ``pgid`` (0: send nothing, only ask); whether the group exists.
+
+    The one place that signals a group. A group that is gone (ESRCH) is no error. One whose members
+    all belong to another user (EPERM) exists: a probe says so, a real signal raises PermissionError."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        if sig:
+            raise
+    return True
 
 
 def group_alive(pgid: int) -> bool:
     """Whether any process of group ``pgid`` still runs. Exited members not yet reaped (zombies) do not
     count: a detached group's processes belong to init once the run that started them ended, and how soon
     init reaps them is its business (seen: 10 to 20 s), not a sign that they still run."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
+    if not signal_group(pgid, 0):
         return False
     try:
         entries = os.listdir("/proc")
@@ -261,13 +267,13 @@ def stop_detached(pgid: int, what: str) -> None:
     def gone() -> Observation:
         return Observation(not group_alive(pgid), f"process group {pgid} still has members")
 
-    ProcessGroup._signal(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     try:
         poll_until(gone, what=f"{what} (process group {pgid}) to exit after SIGTERM", timeout=STOP_TIMEOUT,
                    interval=0.1)
     except WaitTimeout:
         log.warning("%s (process group %s) still alive %ss after SIGTERM; killing the group", what, pgid, STOP_TIMEOUT)
-    ProcessGroup._signal(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     poll_until(gone, what=f"{what} (process group {pgid}) to exit after SIGKILL", timeout=STOP_TIMEOUT, interval=0.1)
 
 

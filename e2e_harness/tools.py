@@ -19,7 +19,6 @@ answered something other than the pin.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import io
 import json
@@ -27,7 +26,6 @@ import logging
 import os
 import platform
 import re
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -40,7 +38,6 @@ import requests
 import yaml
 
 from . import gomodules
-from .commands import CommandError, run
 
 log = logging.getLogger("e2e_harness.tools")
 
@@ -48,8 +45,6 @@ DOWNLOAD_TIMEOUT = (10, 120)  # connect, read (seconds)
 # A proxy's answers for "could not reach the host" (bad gateway, unavailable, gateway timeout).
 UNREACHABLE_STATUSES = (502, 503, 504)
 BUILD_TIMEOUT = 1800   # per go command; skaffold, the largest, takes about 6 minutes cold on 2 cores
-VERSION_TIMEOUT = 30
-VERSION = re.compile(r"v\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?")
 
 
 class ToolError(RuntimeError):
@@ -70,10 +65,14 @@ class GoBuild:
     tags: tuple[str, ...] = ()
     version_args: tuple[str, ...] = ("version",)
 
-    def recipe(self, version: str) -> str:
-        """Everything that shapes the built binary: a cached build counts only for the same recipe."""
-        return json.dumps({"module": self.module, "version": version, "package": self.package,
-                           "ldflags": self.ldflags, "tags": list(self.tags)}, sort_keys=True) + "\n"
+    def pinned(self, name: str, version: str) -> gomodules.Pinned:
+        """Tool ``name`` at ``version``, cached in ``<cache>/tools/<name>/<version>``; a cached build counts
+        only for the same recipe (everything that shapes the binary)."""
+        recipe = json.dumps({"module": self.module, "version": version, "package": self.package,
+                             "ldflags": self.ldflags, "tags": list(self.tags)}, sort_keys=True) + "\n"
+        return gomodules.Pinned(self.module, version, f"tools/{name}",
+                                (gomodules.Binary(name, self.package, self.version_args),),
+                                self.ldflags, self.tags, recipe)
 
 
 @dataclass(frozen=True)
@@ -236,62 +235,12 @@ def _install_built(tool: Tool, dest: Path, why: str) -> Path:
     return target
 
 
-def build_cache_dir(tool: Tool) -> Path:
-    """``<cache>/tools/<name>/<version>``: the built binary is ``bin/<name>`` in it."""
-    return gomodules.cache_root() / "tools" / tool.name / tool.version
-
-
-def built_binary(tool: Tool, why: str = "") -> Path:
-    """``tool`` built from its Go module: from the cache, else built there once (under a file lock)."""
-    go = tool.go
-    assert go is not None
-    root = build_cache_dir(tool)
-    binary, recipe_file = root / "bin" / tool.name, root / "recipe.json"
-    recipe = go.recipe(tool.version)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("%s %s: waiting for another build of it (%s)", tool.name, tool.version, lock.name)
-            fcntl.flock(lock, fcntl.LOCK_EX)  # the holder's go commands are bounded by BUILD_TIMEOUT
-        if (binary.is_file() and recipe_file.is_file() and recipe_file.read_text() == recipe
-                and reported_version(binary, go.version_args) == tool.version):
-            log.info("%s %s: built from its Go module before (%s)", tool.name, tool.version, binary)
-            return binary
-        recipe_file.unlink(missing_ok=True)
-        log.info("building %s %s from Go module %s%s (once; cached in %s; minutes on a cold Go cache)",
-                 tool.name, tool.version, go.module, f": {why}" if why else "", binary.parent)
-        failed = f"{tool.name} {tool.version}: {why or 'installing it'}, and building it from its Go module {go.module}"
-        if shutil.which("go") is None:
-            raise ToolError(f"{failed} needs {gomodules.GO_MISSING}: install Go"
-                            + ("" if why == "--from-source" else
-                               f", or make {urlsplit(tool.url).hostname} reachable (or set HTTPS_PROXY)"))
-        try:
-            replaces = gomodules.module_replaces(go.module, tool.version)
-            gomodules.build(go.module, tool.version, [go.package], binary.parent, replaces=replaces,
-                            outputs={go.package: tool.name}, ldflags=go.ldflags, tags=go.tags,
-                            timeout=BUILD_TIMEOUT)
-        except gomodules.GoModuleError as exc:
-            raise ToolError(f"{failed} failed: {exc}") from None
-        reported = reported_version(binary, go.version_args)
-        if reported != tool.version:
-            binary.unlink(missing_ok=True)
-            raise ToolError(f"{tool.name} {tool.version}: built it from Go module {go.module}, but "
-                            f"`{tool.name} {' '.join(go.version_args)}` reports {reported or 'no version'}, "
-                            f"not {tool.version}; nothing was installed (check its go: ldflags in tools.yaml)")
-        recipe_file.write_text(recipe)
-    return binary
-
-
-def reported_version(binary: Path, args: tuple[str, ...]) -> str:
-    """The first version (vX.Y.Z) ``binary args`` prints, or '' when it prints none or does not run."""
-    try:
-        out = run([binary, *args], timeout=VERSION_TIMEOUT, check=False, what=f"{binary.name} {' '.join(args)}")
-    except CommandError:
-        return ""
-    found = VERSION.search(out.stdout + "\n" + out.stderr) if out.returncode == 0 else None
-    return found.group(0) if found else ""
+def built_binary(tool: Tool, why: str = "installing it") -> Path:
+    """``tool`` built from its Go module: from the cache, else built there once (gomodules.find_or_build)."""
+    assert tool.go is not None
+    reach = "" if why == "--from-source" else f"or make {urlsplit(tool.url).hostname} reachable (or set HTTPS_PROXY)"
+    return gomodules.find_or_build(tool.go.pinned(tool.name, tool.version), why=why, go_hint=reach, fail=ToolError,
+                                   how_long="; minutes on a cold Go cache", timeout=BUILD_TIMEOUT)[tool.name]
 
 
 def _download_verified(tool: Tool) -> bytes:

@@ -29,6 +29,7 @@ from e2e_harness.backends.local import containerd, node_cleanup
 from e2e_harness.backends.local.containerd import ContainerdLayout
 from e2e_harness.backends.local.node_network import NodeNetwork
 from e2e_harness.ports import listeners, listening_ports
+from e2e_harness.processes import signal_group
 from e2e_harness.waiting import Observation, WaitTimeout, poll_until
 
 from . import PROJECT_DIR, interruptible
@@ -167,7 +168,7 @@ class ChildRun:
     def kill(self) -> None:
         """Last resort for the test's own cleanup: SIGKILL the child's session."""
         if self.popen is not None and self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
+            signal_group(self.popen.pid, signal.SIGKILL)
             self.popen.wait()
         self._stop_sampling.set()
 

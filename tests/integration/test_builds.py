@@ -52,19 +52,24 @@ def repo(tmp_path: Path, text: str = "one") -> tuple[Path, str]:
     return path, commit_all(path, "first")
 
 
+def cloned(tmp_path: Path) -> ResolvedSource:
+    """pgbr's source: a clone at the commit ``repo`` made."""
+    path, commit = repo(tmp_path)
+    return ResolvedSource(PGBR, Pin(commit), path, "clone", commit)
+
+
 def output_of(binary: Path) -> str:
     return subprocess.run([binary], capture_output=True, text=True, check=True, timeout=30).stdout.strip()
 
 
 @requires_go
 def test_second_build_of_a_commit_reuses_the_cached_binary(tmp_path):
-    path, commit = repo(tmp_path)
-    source = ResolvedSource(PGBR, Pin(commit), path, "clone", commit)
+    source = cloned(tmp_path)
     cache = tmp_path / "cache"
     lines = Lines()
 
     first = build(source, cache, progress=lines)
-    assert lines.starting("building pgbr at ") == [f"building pgbr at {commit}"]
+    assert lines.starting("building pgbr at ") == [f"building pgbr at {source.revision}"]
     assert first.name == "pgbr" and first.parent.parent == cache / "pgbr"
     assert output_of(first) == "one"
     assert not list(first.parent.glob(".*partial"))  # the temporary name is gone
@@ -144,8 +149,7 @@ def test_compiler_error_names_component_revision_and_go_output(tmp_path):
 
 @requires_go
 def test_concurrent_builds_of_one_revision_build_once(tmp_path):
-    path, commit = repo(tmp_path)
-    source = ResolvedSource(PGBR, Pin(commit), path, "clone", commit)
+    source = cloned(tmp_path)
     cache = tmp_path / "cache"
     lines = Lines()
     other_waits = threading.Event()
@@ -182,7 +186,6 @@ def test_concurrent_builds_of_one_revision_build_once(tmp_path):
 
 @requires_go
 def test_build_all_maps_component_names_to_binaries(tmp_path):
-    path, commit = repo(tmp_path)
-    source = ResolvedSource(PGBR, Pin(commit), path, "clone", commit)
+    source = cloned(tmp_path)
     binaries = build_all([source], tmp_path / "cache", progress=Lines())
     assert list(binaries) == ["pgbr"] and output_of(binaries["pgbr"]) == "one"

@@ -103,7 +103,7 @@ def test_a_built_binary_reporting_another_version_is_not_installed(tmp_path, fak
     with pytest.raises(ToolError, match=r"`faketool version --short` reports v9\.9\.9, not v1\.2\.3"):
         install_one(fake_tool(refusing_url()), tmp_path / "bin")
     assert list((tmp_path / "bin").iterdir()) == []
-    assert not (tools.build_cache_dir(fake_tool("x")) / "bin" / "faketool").exists()
+    assert not (tmp_path / "cache" / "e2e-harness" / "tools" / "faketool" / "v1.2.3" / "bin" / "faketool").exists()
 
 
 def test_from_source_without_go_block_is_refused(tmp_path, fake_build):

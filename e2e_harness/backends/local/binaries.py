@@ -6,9 +6,9 @@ local-path-provisioner at LOCAL_PATH_PROVISIONER_VERSION.
 
 Looked for, in order: on PATH, in ``KUBEBUILDER_ASSETS`` (the envtest convention),
 in the cache outside the repository (``$XDG_CACHE_HOME/e2e-harness``), and
-otherwise built once from Go modules. ``k8s.io/kubernetes`` is not meant to be a
-dependency, so a small generated module requires it and replaces each
-``k8s.io/<staging>`` module (which its own go.mod points at ./staging) with the
+otherwise built once from Go modules (``gomodules.find_or_build``). ``k8s.io/kubernetes``
+is not meant to be a dependency, so a small generated module requires it and replaces
+each ``k8s.io/<staging>`` module (which its own go.mod points at ./staging) with the
 published ``v0.Y.Z`` of the same release.
 
 ``python -m e2e_harness.backends.local.binaries`` finds or builds them ahead of a run.
@@ -18,15 +18,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from ... import gomodules
-from ...commands import CommandError, run
-from ...gomodules import KUBE_MODULE, cache_root  # noqa: F401 - cache_root: others import it from here
+from ...gomodules import KUBE_MODULE, Binary, Pinned, cache_root
 
 log = logging.getLogger("e2e_harness.local.binaries")
 
@@ -40,61 +38,43 @@ GO_MISSING_HINT = "or put the binaries on PATH / in KUBEBUILDER_ASSETS"
 BinaryError = gomodules.GoModuleError  # what a failed download or build raises
 
 
-def _version_of(binary: Path) -> str:
+def _version_args(name: str) -> tuple[str, ...]:
     # kubectl has no --version flag; the others print "Kubernetes v1.34.4", "etcd Version: 3.6.4", "CoreDNS-1.12.1".
-    args = ["version", "--client"] if binary.name == "kubectl" else ["--version"]
-    try:
-        out = run([binary, *args], timeout=30, check=False)
-    except CommandError:
-        return ""
-    m = re.search(r"v?\d+\.\d+\.\d+", out.stdout + out.stderr)
-    return ("v" + m.group(0).lstrip("v")) if m else ""
+    return ("version", "--client") if name == "kubectl" else ("--version",)
 
 
-def _candidates(name: str, version: str, subdir: str) -> list[Path]:
-    found = []
-    on_path = shutil.which(name)
-    if on_path:
-        found.append(Path(on_path))
+def _elsewhere(name: str) -> list[Path]:
+    """Where a binary may be before the cache: on PATH, in ``KUBEBUILDER_ASSETS`` (the envtest convention)."""
+    found = [Path(on_path)] if (on_path := shutil.which(name)) else []
     assets = os.environ.get("KUBEBUILDER_ASSETS")
-    if assets:
-        found.append(Path(assets) / name)
-    found.append(cache_root() / subdir / version / "bin" / name)
-    return found
+    return found + ([Path(assets) / name] if assets else [])
 
 
 def find(name: str, version: str, subdir: str) -> Path | None:
     """The first existing binary named ``name`` that reports ``version``."""
-    for path in _candidates(name, version, subdir):
-        if path.is_file() and os.access(path, os.X_OK) and _version_of(path) == version:
-            return path
-    return None
+    return next((path for path in [*_elsewhere(name), cache_root() / subdir / version / "bin" / name]
+                 if gomodules.reports(path, version, _version_args(name))), None)
+
+
+def _find_or_build(target: Pinned, progress, how_long: str = "") -> dict[str, Path]:
+    return gomodules.find_or_build(target, elsewhere=_elsewhere, progress=progress, how_long=how_long,
+                                   go_hint=GO_MISSING_HINT)
 
 
 def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
-    found = {name: find(name, version, "kubernetes") for name in KUBE_COMMANDS}
-    if all(found.values()):
-        return found  # type: ignore[return-value]
-    dest = cache_root() / "kubernetes" / version / "bin"
-    progress(f"building {', '.join(KUBE_COMMANDS)} {version} from Go modules "
-             f"(once; cached in {dest}, about 12 minutes on 2 cores)")
     major, minor = version.lstrip("v").split(".")[:2]
     stamp = "k8s.io/component-base/version"  # what `--version` and /version report
     ldflags = f"-X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} -X {stamp}.gitMinor={minor}"
-    _build(KUBE_MODULE, version, [f"{KUBE_MODULE}/cmd/{c}" for c in KUBE_COMMANDS], dest,
-           replaces=_staging_replaces(version), ldflags=ldflags)
-    return {name: dest / name for name in KUBE_COMMANDS}
+    return _find_or_build(Pinned(KUBE_MODULE, version, "kubernetes",
+                                 tuple(Binary(c, f"{KUBE_MODULE}/cmd/{c}", _version_args(c)) for c in KUBE_COMMANDS),
+                                 ldflags), progress, ", about 12 minutes on 2 cores")
 
 
-def _module_binary(name: str, module: str, version: str, progress, how_long: str = "") -> Path:
+def _module_binary(name: str, module: str, version: str, progress, how_long: str = "",
+                   version_args: tuple[str, ...] | None = ("--version",)) -> Path:
     """``name`` at ``version`` (found, or built once from ``module``'s main package)."""
-    found = find(name, version, name)
-    if found:
-        return found
-    dest = cache_root() / name / version / "bin"
-    progress(f"building {name} {version} from Go modules (once; cached in {dest}{how_long})")
-    _build(module, version, [module], dest, outputs={module: name})
-    return dest / name
+    target = Pinned(module, version, name, (Binary(name, module, version_args),))
+    return _find_or_build(target, progress, how_long)[name]
 
 
 def etcd_binary(version: str, progress=log.info) -> Path:
@@ -107,31 +87,9 @@ def coredns_binary(version: str, progress=log.info) -> Path:
 
 
 def local_path_provisioner_binary(version: str, progress=log.info) -> Path:
-    """rancher's local-path-provisioner (what k3s ships), for PersistentVolumeClaims on the real node."""
-    dest = cache_root() / "local-path-provisioner" / version / "bin"
-    binary = dest / "local-path-provisioner"
-    if binary.is_file():   # it prints no version: the cache directory names it
-        return binary
-    progress(f"building local-path-provisioner {version} from Go modules (once; cached in {dest})")
-    _build(LOCAL_PATH_MODULE, version, [LOCAL_PATH_MODULE], dest, outputs={LOCAL_PATH_MODULE: "local-path-provisioner"})
-    return binary
-
-
-def _staging_replaces(version: str) -> dict[str, str]:
-    """k8s.io/kubernetes's staging modules at their published ``v0.Y.Z``: ``{module: "module v0.Y.Z"}``."""
-    return gomodules.kubernetes_staging_replaces(version)
-
-
-def _go_download(module_at_version: str) -> dict:
-    return gomodules.go_download(module_at_version)
-
-
-def _build(module: str, version: str, packages: list[str], dest: Path, *,
-           replaces: dict[str, str] | None = None, outputs: dict[str, str] | None = None,
-           ldflags: str = "") -> None:
-    """Build ``packages`` of ``module@version`` through a generated module into ``dest`` (see gomodules.build)."""
-    gomodules.build(module, version, packages, dest, replaces=replaces, outputs=outputs, ldflags=ldflags,
-                    go_missing_hint=GO_MISSING_HINT)
+    """rancher's local-path-provisioner (what k3s ships), for PersistentVolumeClaims on the real node;
+    it prints no version: the cache directory names it."""
+    return _module_binary("local-path-provisioner", LOCAL_PATH_MODULE, version, progress, version_args=None)
 
 
 def main(argv: list[str] | None = None) -> int:

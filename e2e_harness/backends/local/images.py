@@ -34,17 +34,17 @@ import shutil
 import tarfile
 import tempfile
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Sequence, Union
 
 import requests
 
 from ... import progress
 from ...commands import CommandError, run
+from ...gomodules import cache_root
 from ...locks import exclusive
-from ...waiting import Observation, WaitTimeout, poll_until
+from ...waiting import Observation, poll_until
 
 log = logging.getLogger("e2e_harness.local.images")
 
@@ -486,8 +486,6 @@ def split_ref(ref: str) -> tuple[str, str]:
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/e2e-harness/images``, else ``~/.cache/e2e-harness/images``."""
-    from .binaries import cache_root  # not at import: `python -m ...local.binaries` must not see itself imported
-
     return cache_root() / "images"
 
 
@@ -511,7 +509,8 @@ def _cached(images: Path, name: str, key: str, make: Callable[[Path], None]) -> 
     if entry.is_dir():
         return entry, False
     images.mkdir(parents=True, exist_ok=True)
-    with _exclusive(images / f".{name}-{key}.lock", name):
+    with exclusive(images / f".{name}-{key}.lock", what=name, timeout=BUILD_TIMEOUT, say=progress.say,
+                   holder="another run that is building it", fail=ImageError):
         if entry.is_dir():   # another run made it while we waited
             return entry, False
         for stale in images.glob(f".{name}-{key}.*.partial"):   # left by a build that died
@@ -584,17 +583,6 @@ def _load(entry: Path, fresh: bool) -> BuiltImage:
     return BuiltImage(record["name"], entry, entry / "oci", record["digest"], tuple(record["refs"]),
                       packages.get("packages", {}), packages.get("suite", ""), record["size"],
                       record["build_seconds"], fresh)
-
-
-@contextmanager
-def _exclusive(lock_path: Path, what: str) -> Iterator[None]:
-    """An exclusive flock on ``lock_path``, waited for at most BUILD_TIMEOUT seconds."""
-    try:
-        with exclusive(lock_path, what=what, timeout=BUILD_TIMEOUT, say=progress.say,
-                       holder="another run that is building it"):
-            yield
-    except WaitTimeout as exc:
-        raise ImageError(f"{exc}; if no other run is building it, remove {lock_path}") from None
 
 
 def mmdebstrap_summary(rootfs: Rootfs) -> str:
