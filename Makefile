@@ -1,5 +1,5 @@
 # Backup Repository release harness.
-#   make test    the e2e suite on the best available backend (k3d with Docker, else local)
+#   make test    the e2e suite on the best available backend (BACKEND=auto: e2e_harness/backend_registry.py picks it)
 #   make check   the harness's own tests (tests/unit, tests/integration, tests/selftest)
 #   make check-fast   only tests/unit: pure and fast, nothing to build or start first
 #   make tools   pinned kubectl, k3d, helm, skaffold into .build/bin (sha256-verified)

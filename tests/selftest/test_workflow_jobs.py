@@ -31,6 +31,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sysconfig
 import tempfile
@@ -41,6 +42,7 @@ from pathlib import Path
 import pytest
 
 from e2e_harness.debian import HOST_TOOLS
+from e2e_harness.processes import signal_group
 from e2e_harness.tools import load_manifest
 from tests.runner_user import as_runner_user, runner_python
 from tests.unit.test_workflow_jobs import SUITE_JOBS, runs_the_suite
@@ -236,7 +238,7 @@ def run_step(runner: Runner, script: str, env: dict[str, str], cwd: Path) -> Ste
         try:
             returncode = proc.wait(timeout=STEP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
+            signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             returncode = -9
     return StepResult(script, returncode, log.read_text(errors="replace"))
