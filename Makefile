@@ -50,7 +50,7 @@ tools: venv
 # `make check` comes through here: its self-tests run the local backend's real node, so it needs that
 # backend's host tools (and root), whatever BACKEND says.
 local-binaries:
-	@$(PYTHON) -m e2e_harness.debian --backend local
+	@$(PYTHON) -m e2e_harness.debian --backend local --self-tests
 	@$(MAKE) --no-print-directory venv
 	$(VENV)/bin/python -m e2e_harness.backends.local.binaries --release-env release.env
 

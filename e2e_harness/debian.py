@@ -87,11 +87,16 @@ def resolve_backend(name: str) -> str:
         raise HostToolsError(str(exc)) from None
 
 
-def system_deps(backend: str, say=print, euid: int | None = None) -> int:
+# What the harness's own self-tests use besides a backend's tools (`make check`): an independent reader of the
+# OCI layouts the local backend writes.
+SELF_TEST_TOOLS = {"umoci": "the self-tests read the images built here with a second OCI implementation"}
+
+
+def system_deps(backend: str, say=print, euid: int | None = None, self_tests: bool = False) -> int:
     """Check (as root: install) ``backend``'s host tools; 0 when all are there, 1 otherwise."""
     resolved = resolve_backend(backend)
     which = f"the {resolved} backend" + ("" if resolved == backend else f" ({backend} picks it here)")
-    missing = missing_tools(HOST_TOOLS[resolved])
+    missing = missing_tools({**HOST_TOOLS[resolved], **(SELF_TEST_TOOLS if self_tests else {})})
     if not missing:
         say(f"system-deps: {which}: its host tools are all there")
         return 0
@@ -123,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e_harness.debian",
                                      description="Check (as root: install) the host tools one backend needs.")
     parser.add_argument("--backend", default="auto", help="a backend name, or auto (default)")
+    parser.add_argument("--self-tests", action="store_true", help="also what `make check`'s self-tests use")
     args = parser.parse_args(argv)
     try:
-        return system_deps(args.backend)
+        return system_deps(args.backend, self_tests=args.self_tests)
     except HostToolsError as exc:
         print(f"system-deps: {exc}", file=sys.stderr)
         return 2
