@@ -86,7 +86,8 @@ def render_markdown(release: Release, sources: Sequence[ResolvedSource], backend
     return "\n".join(lines) + "\n"
 
 
-TEMPLATE_CASE = re.compile(r"::(?P<scenario>test_\w+)\[(?P<template>[^\]]+)\]$")
+# A case of the template matrix (tests/e2e/test_template_matrix.py); other parametrized scenarios are not templates.
+TEMPLATE_CASE = re.compile(r"test_template_matrix\.py::(?P<scenario>test_\w+)\[(?P<template>[^\]]+)\]$")
 
 
 def templates_untested(results: Sequence[TestResult]) -> tuple[list[str], list[str]]:
