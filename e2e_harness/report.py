@@ -93,12 +93,18 @@ TEMPLATE_CASE = re.compile(r"test_template_matrix\.py::(?P<scenario>test_\w+)\[(
 def templates_untested(results: Sequence[TestResult]) -> tuple[list[str], list[str]]:
     """Every template of the matrix among ``results``, and those of them none of whose cases ran
     (all skipped: not hostable on this backend, or no family yet)."""
+    by_template = template_cases(results)
+    untested = [t for t, rs in by_template.items() if all(r.outcome == "skipped" for r in rs)]
+    return sorted(by_template), sorted(untested)
+
+
+def template_cases(results: Sequence[TestResult]) -> dict[str, list[TestResult]]:
+    """The template matrix's cases among ``results``, by template."""
     by_template: dict[str, list[TestResult]] = {}
     for r in results:
         if m := TEMPLATE_CASE.search(r.nodeid):
             by_template.setdefault(m["template"], []).append(r)
-    untested = [t for t, rs in by_template.items() if all(r.outcome == "skipped" for r in rs)]
-    return sorted(by_template), sorted(untested)
+    return by_template
 
 
 def template_cell(results: Sequence[TestResult]) -> str:
@@ -124,9 +130,8 @@ def render_template_matrix(columns: dict[str, Sequence[TestResult]]) -> list[str
     """Markdown table: a row per template of the matrix, a column per backend (run)."""
     cells: dict[str, dict[str, list[TestResult]]] = {}
     for backend, results in columns.items():
-        for r in results:
-            if m := TEMPLATE_CASE.search(r.nodeid):
-                cells.setdefault(m["template"], {}).setdefault(backend, []).append(r)
+        for template, cases in template_cases(results).items():
+            cells.setdefault(template, {})[backend] = cases
     if not cells:
         return []
     backends = list(columns)
