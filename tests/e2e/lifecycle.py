@@ -146,6 +146,7 @@ class CaseMaker:
         self.known_defects = known_defects
         self.databases: list = []
         self.cluster_templates: list[str] = []
+        self.subjects: list = []   # closed at the end when they have ``close()`` (the kubectl family's namespace)
 
     def make(self, definition: TemplateDefinition, *, cluster_template: bool = False, token: str | None = None,
              create_keys: bool = False, cron: dict | None = None, limits: dict | None = None,
@@ -161,6 +162,7 @@ class CaseMaker:
         if family.make_subject is None:
             pytest.skip(f"template {definition.name}: {family.missing}")
         subject = family.make_subject(definition, self._database(definition, family), self.trees, **options)
+        self.subjects.append(subject)
         collection = self.server.collection(**(limits or {}))
         admin_token = self.server.role_token(["collectionManager"])
         uploader = token if token is not None else self.server.role_token(["backupUploader", "backupDownloader"])
@@ -210,3 +212,6 @@ class CaseMaker:
             self.cluster.kube.delete("riotkit.org/v1alpha1", "ClusterBackupProcedureTemplate", name)
         for database in self.databases:
             database.drop()
+        for subject in self.subjects:
+            if hasattr(subject, "close"):
+                subject.close()
