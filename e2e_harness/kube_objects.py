@@ -8,6 +8,14 @@ Secret, a Service and a ServiceAccount, labelled and not. A snapshot is every ob
 by field, without what the API server sets (:func:`clean`) and without what Kubernetes makes in every
 namespace (the ``kube-root-ca.crt`` ConfigMap, the ``default`` ServiceAccount): what a restore must bring
 back. The namespace is removed when the case ends (``close``), passed or not.
+
+The template's chart runs the Job as the ServiceAccount its definition names (``kubectl-backup``) and
+renders that ServiceAccount with a ClusterRole of the definition's ``clusterRbac``, but the pinned
+controller applies none of them (known defect ``kubectl-service-account-never-applied``): without them
+the Job's pods are refused. As a user of the release must, the subject supplies them (``service_account``,
+the default): the ServiceAccount in the test namespace, and the definition's rules as a Role in the
+subject's namespace (all the backup reads; no cluster-scoped object per case), bound to it.
+``service_account=False`` leaves them out, to show the defect.
 """
 
 from __future__ import annotations
@@ -98,15 +106,36 @@ def snapshot_of(items_by_kind: dict[str, list[dict]]) -> dict[str, dict]:
             if (kind, item["metadata"]["name"]) not in AUTO_MADE}
 
 
+def service_account_objects(definition: TemplateDefinition, job_namespace: str, namespace: str) -> list[dict]:
+    """What the template's chart renders for its Job's ServiceAccount (generate/chart/serviceaccount.yaml,
+    clusterrole.yaml) and the controller does not apply: the ServiceAccount the definition names in the Job's
+    namespace, and its ``clusterRbac`` rules as a Role of ``namespace`` (the one the backup reads) bound to it."""
+    account = definition.helm_values.get("serviceAccount") or {}
+    if not account.get("create") or not account.get("name"):
+        return []
+    name = account["name"]
+    objects = [{"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": job_namespace}}]
+    if rules := account.get("clusterRbac"):
+        objects += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+             "metadata": {"name": name, "namespace": namespace}, "rules": rules},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+             "metadata": {"name": f"{name}-{job_namespace}"[:63], "namespace": namespace},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+             "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": job_namespace}]}]
+    return objects
+
+
 class KubectlSubject:
     """kubectl.tmpl: Kubernetes objects of several kinds in ``<test namespace>-objects``."""
 
     plaintext = [SEED_TEXT]
 
-    def __init__(self, definition: TemplateDefinition, database, trees: FileTrees):
+    def __init__(self, definition: TemplateDefinition, database, trees: FileTrees, service_account: bool = True):
         self.definition, self.kube = definition, trees.kube
         self.test_namespace = trees.namespace
         self.namespace = f"{trees.namespace}-objects"
+        self.service_account = service_account
         self.created = False
 
     def params(self) -> dict:
@@ -121,6 +150,8 @@ class KubectlSubject:
         self.created = True
         self.kube.create_namespace(self.namespace, dict(labels or {}))
         self.kube.apply(seed_objects(self.namespace))
+        if self.service_account:
+            self.kube.apply(service_account_objects(self.definition, self.test_namespace, self.namespace))
 
     def snapshot(self) -> dict:
         return snapshot_of({k.kind: self.kube.list(k.api_version, k.kind, self.namespace) for k in KINDS})

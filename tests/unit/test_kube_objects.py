@@ -6,11 +6,16 @@ from __future__ import annotations
 import copy
 
 from e2e_harness import families
-from e2e_harness.kube_objects import KINDS, LAST_APPLIED, SEED_TEXT, KubectlSubject, clean, seed_objects, snapshot_of
+from e2e_harness.kube_objects import (KINDS, LAST_APPLIED, SEED_TEXT, KubectlSubject, clean, seed_objects,
+                                      service_account_objects, snapshot_of)
 from e2e_harness.templates import TemplateDefinition
 
+RULES = [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["list", "get"]}]
+# generate/templates/definition/kubectl.json's defaults.helmValues
 KUBECTL = TemplateDefinition("kubectl", "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1", "kubectl.tmpl",
-                             "kubectl.tmpl")
+                             "kubectl.tmpl", helm_values={
+                                 "workspaceVolume": {"enabled": True, "size": "64m"},
+                                 "serviceAccount": {"name": "kubectl-backup", "create": True, "clusterRbac": RULES}})
 
 
 def as_served(obj: dict, uid: str = "u-1", cluster_ip: str = "10.0.0.7", **annotations) -> dict:
@@ -73,6 +78,17 @@ def test_the_seed_has_every_kind_labelled_and_not_and_the_text_the_backup_must_h
     assert SEED_TEXT in [value for o in objects for value in (o.get("data") or {}).values()]
 
 
+def test_the_supplied_service_account_is_the_definitions_with_its_rules_on_the_subjects_namespace_only():
+    account, role, binding = service_account_objects(KUBECTL, "case", "case-objects")
+    assert (account["kind"], account["metadata"]) == ("ServiceAccount", {"name": "kubectl-backup", "namespace": "case"})
+    assert (role["kind"], role["metadata"]["namespace"], role["rules"]) == ("Role", "case-objects", RULES)
+    assert binding["kind"] == "RoleBinding" and binding["metadata"]["namespace"] == "case-objects"
+    assert binding["roleRef"]["name"] == "kubectl-backup"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubectl-backup", "namespace": "case"}]
+    no_account = TemplateDefinition("x", "i", "kubectl.tmpl", "kubectl.tmpl", helm_values={"serviceAccount": {}})
+    assert service_account_objects(no_account, "case", "case-objects") == []
+
+
 class FakeKube:
     """An in-memory API: apply (server-side, as the harness does), get, list, delete, namespaces."""
 
@@ -130,5 +146,14 @@ def test_the_subject_names_its_namespace_and_kinds_and_removes_the_namespace_at_
     after = subject.snapshot()
     assert sorted(after) == ["ConfigMap/unlabelled"] and after["ConfigMap/unlabelled"]["data"] != \
         before["ConfigMap/unlabelled"]["data"]
+    assert kube.get("v1", "ServiceAccount", "kubectl-backup", "case") is not None
+    assert kube.get("v1", "Role", "kubectl-backup", "case-objects") is not None
     subject.close()
     assert kube.deleted_namespaces == ["case-objects"]
+
+
+def test_without_the_service_account_the_subject_leaves_the_jobs_account_to_the_release():
+    kube = FakeKube({})
+    families.of(KUBECTL).make_subject(KUBECTL, None, Trees(kube), service_account=False).seed()
+    assert kube.get("v1", "ServiceAccount", "kubectl-backup", "case") is None
+    assert kube.list("v1", "Role", "case-objects") == []

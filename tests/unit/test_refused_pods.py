@@ -8,9 +8,11 @@ import pytest
 
 from e2e_harness import backups
 from e2e_harness.backups import Backups, PodsRefused, refusal
-from e2e_harness.known_defects import KnownDefect, KnownDefectHit, Occurrences
+from e2e_harness.known_defects import KnownDefect, KnownDefectHit, Occurrences, load, template_defects
 from e2e_harness.masking import SecretMasker
 from tests.e2e.lifecycle import BackupCase
+
+from .test_template_matrix import RELEASE
 
 MESSAGE = ('Error creating: pods "subject-backup-x-" is forbidden: error looking up service account '
            'ns/kubectl-backup: serviceaccount "kubectl-backup" not found')
@@ -68,3 +70,18 @@ def test_a_refusal_that_is_a_known_defect_of_the_case_is_its_expected_failure_an
     assert RefusingBackups.occurrences.counts() == {"account-missing": 1}
     with pytest.raises(PodsRefused):   # no known defect of the case says so: a failure
         BackupCase(None, None, RefusingBackups(), None, "c", "t", None, []).backup()
+
+
+def test_the_kubectl_templates_plain_use_expects_the_refusal_of_its_service_account():
+    defects = template_defects(load(), RELEASE, "test_backup_with_only_what_the_controller_applies",
+                               "kubectl.tmpl", "kubectl.tmpl")
+    assert [d.id for d in defects] == ["kubectl-service-account-never-applied"]
+    seen = Occurrences()
+    backups = RefusingBackups()
+    backups.occurrences = seen
+    with pytest.raises(KnownDefectHit, match="kubectl-service-account-never-applied"):
+        BackupCase(None, None, backups, None, "c", "t", None, defects).backup()
+    assert seen.counts() == {"kubectl-service-account-never-applied": 1}
+    main = template_defects(load(), RELEASE, "test_backup_and_restore", "kubectl.tmpl", "kubectl.tmpl")
+    assert "kubectl-service-account-never-applied" not in [d.id for d in main], \
+        "the main case supplies the account: a refusal there is a failure"
