@@ -83,6 +83,11 @@ def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
     with pytest.raises(KnownDefectHit, match="mysql-dump-restore-ignores-the-database"):
         raise_if_hit(mysql, "ERROR 1046 (3D000) at line 22: No database selected", seen)
     assert seen.counts() == {"mysql-dump-restore-ignores-the-database": 1}
+    kubectl = template_defects(defects, RELEASE, "test_backup_and_restore", "kubectl.tmpl", "kubectl.tmpl")
+    assert [d.id for d in kubectl] == ["kubectl-restore-never-downloads-the-backup"]
+    with pytest.raises(KnownDefectHit, match="kubectl-restore-never-downloads-the-backup"):
+        raise_if_hit(kubectl, '  File "/mnt/init/subject", line 44, in <module>\n    for ns in os.scandir(ns_path):\n'
+                              "FileNotFoundError: [Errno 2] No such file or directory: '/mnt/workspace/k8s/by-ns'", seen)
 
 
 def test_report_table_has_a_row_per_template_and_a_column_per_backend():
