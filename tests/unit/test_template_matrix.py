@@ -55,7 +55,8 @@ def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
     assert "PostgreSQL 14" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14")
     assert "MariaDB 10.6" in reason("docker.io/mariadb:10.6") and "10.11" in reason("docker.io/mariadb:10.6")
     assert "Debian ships MariaDB, not MySQL" in reason("docker.io/mysql:8.0-debian")
-    assert "no recipe builds it" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
+    # built by the deploy from the templates' tags (kubectl_image), not by release_images
+    assert "not published by this run" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
     assert "k3d" in reason("docker.io/mariadb:10.6")
 
 
@@ -82,6 +83,11 @@ def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
     with pytest.raises(KnownDefectHit, match="mysql-dump-restore-ignores-the-database"):
         raise_if_hit(mysql, "ERROR 1046 (3D000) at line 22: No database selected", seen)
     assert seen.counts() == {"mysql-dump-restore-ignores-the-database": 1}
+    kubectl = template_defects(defects, RELEASE, "test_backup_and_restore", "kubectl.tmpl", "kubectl.tmpl")
+    assert [d.id for d in kubectl] == ["kubectl-restore-never-downloads-the-backup"]
+    with pytest.raises(KnownDefectHit, match="kubectl-restore-never-downloads-the-backup"):
+        raise_if_hit(kubectl, '  File "/mnt/init/subject", line 44, in <module>\n    for ns in os.scandir(ns_path):\n'
+                              "FileNotFoundError: [Errno 2] No such file or directory: '/mnt/workspace/k8s/by-ns'", seen)
 
 
 def test_report_table_has_a_row_per_template_and_a_column_per_backend():

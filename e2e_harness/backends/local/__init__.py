@@ -5,7 +5,8 @@ kube-controller-manager) and a real node (``node``: containerd, kubelet, kube-pr
 kube-scheduler, CoreDNS) in a network namespace of the run's own, with an image registry
 whose images are built here (``images``, ``image_recipes``). ``deploy`` publishes the images
 the release's pods name that no registry here serves (the subject databases and Redis, the
-backup-maker and pgbr images built from their pinned sources), then deploys exactly as every
+backup-maker and pgbr images built from their pinned sources, and ``kubectl_image``'s
+kubectl-light-image at the tags the pinned templates name), then deploys exactly as every
 backend does (``SkaffoldBackend``: skaffold, ko and the components' Helm charts). Pods run in
 real containers with only their image's filesystem; an image no recipe builds fails to pull, and
 ``unhostable_reason`` says why for the template matrix.
@@ -21,9 +22,10 @@ from dotenv import dotenv_values
 
 from ... import abandoned, progress
 from ...builds import build
+from ...templates import load_definitions
 from ..base import BackendError, BackendUnavailable, BackendUsageError
 from ..skaffold import Skaffold, SkaffoldBackend
-from . import image_recipes, node_cleanup
+from . import image_recipes, kubectl_image, node_cleanup
 from .controlplane import ControlPlane, ControlPlaneBinaries
 from ...processes import group_alive
 from .images import normalise, publish, qualified
@@ -56,6 +58,7 @@ class LocalBackend(SkaffoldBackend):
         self.debian_codename = host_debian_codename()
         self.images: dict[str, str] = {}     # normalised image reference -> digest, as the registry serves them
         self.image_sources: dict[str, str] = {}   # normalised reference -> " (<component> at <revision>)"
+        self.unbuildable: dict[str, str] = {}     # normalised reference -> why no recipe builds it here
         self.registry = ""                   # host:port of the node's registry
         self.kept: KeptCluster | None = None   # the kept cluster this run attached to
 
@@ -158,6 +161,7 @@ class LocalBackend(SkaffoldBackend):
         with progress.step("building backup-maker and pgbr at their pins (for their images)"):
             binaries = {name: build(by_name[name], progress=progress.say) for name in ("backup-maker", "pgbr")}
         recipes = image_recipes.release_images(release, binaries, self.debian_codename)
+        recipes += self._kubectl_images(by_name["backup-maker"])
         built_from = {"backup-maker": by_name["backup-maker"], "pgbr-": by_name["pgbr"]}
         for recipe in recipes:
             for prefix, source in built_from.items():
@@ -166,6 +170,16 @@ class LocalBackend(SkaffoldBackend):
                                                for ref in recipe.refs})
         self._publish(recipes, self.registry)
         super().deploy(sources)
+
+    def _kubectl_images(self, backup_maker) -> list:
+        """kubectl-light-image at each tag the pinned templates name (``kubectl_image``); a tag it cannot
+        build is left out, its reason kept for the template matrix's skip."""
+        named = [definition.image for definition in load_definitions(backup_maker.path)]
+        wanted = kubectl_image.recipes(named, progress=progress.say)
+        self.unbuildable.update(wanted.unbuildable)
+        for recipe in wanted.recipes:
+            self.image_sources.update({normalise(ref): f" ({recipe.description})" for ref in recipe.refs})
+        return wanted.recipes
 
     def skaffold(self) -> Skaffold:
         return Skaffold(self.settings.bin_dir / "skaffold", self.settings.project_dir, self.kubeconfig, None,
@@ -192,6 +206,8 @@ class LocalBackend(SkaffoldBackend):
             return subject
         if normalise(image) in self.images:
             return None
+        if why := self.unbuildable.get(normalise(image)):
+            return f"image {image}: {why}; it runs on the k3d backend"
         return image_recipes.unhostable_reason(image, self.settings.release)
 
     def check_services(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ...commands import CommandError, run
+from . import kubectl_image
 from .images import (Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree,
                      file_capability, normalise)
 
@@ -354,9 +355,8 @@ def unhostable_reason(image: str, release) -> str:
                     f"{', '.join(DEBIAN_MARIADB)} only{where}")
     if m := re.search(r"/mysql:(\d+\.\d+)", ref):
         return f"image {image} needs MySQL {m.group(1)}; Debian ships MariaDB, not MySQL{where}"
-    if "kubectl" in ref:
-        return (f"image {image}: no recipe builds it here (kubectl of another Kubernetes release on Alpine, "
-                f"from ghcr.io, which this machine cannot reach){where}")
+    if why := kubectl_image.unhostable(ref):
+        return f"image {image}: {why}{where}"
     return f"image {image}: no recipe here builds it, and no registry outside this machine is reachable{where}"
 
 
