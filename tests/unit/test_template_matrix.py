@@ -57,7 +57,7 @@ def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
                   # PostgreSQL 13 and 14: the majors POSTGRES_INSTALLS has beside the release's
                   "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13", "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14",
                   # the subjects and the controller's Redis (fixtures/deploy)
-                  "postgres:15", "redis:7.0"):
+                  "postgres:15", "postgres:13", "postgres:14", "redis:7.0"):
         assert normalise(image) in hosted, image
     for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
                   "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
@@ -91,8 +91,20 @@ def test_every_image_the_deploy_manifests_name_is_built_here():
     named = manifest_images(PROJECT_DIR)
     hosted = {normalise(ref) for recipe in release_images(RELEASE, BINARIES, named=named).recipes
               for ref in recipe.refs}
-    assert sorted(named) == ["mariadb:10.11", "postgres:15", "redis:7.0"], named
+    assert sorted(named) == ["mariadb:10.11", "postgres:13", "postgres:14", "postgres:15", "redis:7.0"], named
     assert [image for image in named if normalise(image) not in hosted] == []
+
+
+def test_skaffolds_subject_module_deploys_every_manifest_of_fixtures_deploy():
+    """skaffold.yaml lists the subject manifests one by one (postgres.yaml, holding the namespace, first): a
+    subject Deployment in a file it does not list would never be deployed, and every backend waits for it."""
+    import yaml
+
+    docs = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all((PROJECT_DIR / "skaffold.yaml").read_text())}
+    listed = docs["subject"]["manifests"]["rawYaml"]
+    manifests = [f"fixtures/deploy/{path.name}" for path in sorted((PROJECT_DIR / "fixtures" / "deploy").glob("*.yaml"))
+                 if any((doc or {}).get("kind") == "Deployment" for doc in yaml.safe_load_all(path.read_text()))]
+    assert listed[0] == "fixtures/deploy/postgres.yaml" and sorted(listed) == manifests
 
 
 def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
