@@ -506,7 +506,8 @@ POSTGRES_ENTRYPOINT = r"""#!/bin/bash
 # Entrypoint of the e2e harness's postgres image (written for the harness, not the official one).
 # The official image's documented environment: POSTGRES_PASSWORD (required unless
 # POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_USER (postgres), POSTGRES_DB (the user's name),
-# POSTGRES_HOST_AUTH_METHOD (scram-sha-256), POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d
+# POSTGRES_HOST_AUTH_METHOD (as the official image: the server's password_encryption, which hashed
+# the password: md5 before PostgreSQL 14, scram-sha-256 since), POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d
 # (*.sh sourced, *.sql and *.sql.gz run). An empty PGDATA is initialised as the postgres user;
 # the server listens on every address, port 5432, passwords required for host connections.
 set -Eeuo pipefail
@@ -528,7 +529,7 @@ fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     user="${POSTGRES_USER:-postgres}"
     db="${POSTGRES_DB:-$user}"
-    auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+    auth="${POSTGRES_HOST_AUTH_METHOD:-}"
     if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
         echo >&2 "postgres entrypoint: PGDATA ($PGDATA) is empty and POSTGRES_PASSWORD is not set; set it" \
                  "(or POSTGRES_HOST_AUTH_METHOD=trust to let every connection in without a password)"
@@ -545,6 +546,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initdb --username="$user" ${pwfile:+"--pwfile=$pwfile"} ${POSTGRES_INITDB_ARGS:-}
     [ -z "$pwfile" ] || rm -f "$pwfile"
     printf "\nlisten_addresses = '*'\n" >> "$PGDATA/postgresql.conf"
+    # scram-sha-256 would refuse a password initdb stored as md5 (PostgreSQL 13's default)
+    auth="${auth:-$(postgres -C password_encryption "${@:2}")}"
     printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
 
     scripts=(/docker-entrypoint-initdb.d/*)
