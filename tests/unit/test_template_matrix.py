@@ -63,6 +63,9 @@ def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
                   "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
         assert normalise(image) not in hosted, image
     assert len(wanted.recipes) == len({r.name for r in wanted.recipes}), "a recipe asked for twice is built once"
+    # every major the templates name that POSTGRES_INSTALLS has: its pgbr and its postgres, subject or not
+    templates_only = release_images(RELEASE, BINARIES, named=["ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13"])
+    assert {"pgbr-1.0.0-rc1-pg13", "postgres-13"} <= {r.name for r in templates_only.recipes}
 
     def reason(image):
         return unhostable_reason(image, wanted.unbuildable)

@@ -402,36 +402,37 @@ class ReleaseImages:
     unbuildable: dict[str, str]
 
 
-def _pgbr_tag(tag: str, release, binaries: dict[str, Path]) -> Recipe:
+def _pgbr_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
     if not (m := re.fullmatch(r"(?P<version>.+)-pg(?P<major>\d+)", tag)):
         raise NoRecipe("not a pgbr tag the recipes build (<PGBR_VERSION>-pg<major>)")
     if m["version"] != release["PGBR_VERSION"]:
         raise NoRecipe(f"it names pgbr {m['version']}, but the release pins PGBR_VERSION={release['PGBR_VERSION']}, "
                        "the only pgbr built here")
-    return pgbr(m["major"], binaries["pgbr"], release["PGBR_VERSION"])
+    # and postgres:<major>: the same rootfs layer, so a subject of that major costs nothing more
+    return [pgbr(m["major"], binaries["pgbr"], release["PGBR_VERSION"]), postgres(m["major"])]
 
 
-def _postgres_tag(tag: str, release, binaries: dict[str, Path]) -> Recipe:
+def _postgres_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
     if not tag.isdigit():
         raise NoRecipe("recipes build postgres:<major> only")
-    return postgres(tag)
+    return [postgres(tag)]
 
 
-def _mariadb_tag(tag: str, release, binaries: dict[str, Path]) -> Recipe:
+def _mariadb_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
     if not (m := re.fullmatch(r"(\d+\.\d+)(-rc)?", tag)):
         raise NoRecipe("recipes build mariadb:<major.minor> (and -rc) only")
-    return mariadb(m[1])
+    return [mariadb(m[1])]
 
 
-def _mysql_tag(tag: str, release, binaries: dict[str, Path]) -> Recipe:
+def _mysql_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
     version = m[0] if (m := re.match(r"\d+(\.\d+)?", tag)) else tag
     raise NoRecipe(f"no image recipe can build MySQL {version} here: {MYSQL_UNAVAILABLE}")
 
 
 # The one table of what the local backend builds for the images a release names: an image repository, as the
-# node's registry serves it -> the recipe of one of its tags (NoRecipe: why that tag cannot be built here).
+# node's registry serves it -> the recipes of one of its tags (NoRecipe: why that tag cannot be built here).
 # PostgreSQL majors: POSTGRES_INSTALLS.
-RECIPES_BY_REPOSITORY: dict[str, Callable[[str, object, dict[str, Path]], Recipe]] = {
+RECIPES_BY_REPOSITORY: dict[str, Callable[[str, object, dict[str, Path]], list[Recipe]]] = {
     "riotkit-org/pgbr": _pgbr_tag,
     "library/postgres": _postgres_tag,
     "library/mariadb": _mariadb_tag,
@@ -444,8 +445,8 @@ def release_images(release, binaries: dict[str, Path], debian_codename: str | No
     """The images the release's pods name that recipes here build: the pinned controller's backup-maker
     image, pgbr and postgres at the release's PostgreSQL major, Redis, the mariadb majors Debian has, and
     the debian codenames the templates name (bookworm) and the host's; then each image of ``named`` (the
-    pinned templates' images, the subjects of fixtures/deploy) that RECIPES_BY_REPOSITORY builds, the
-    reason of each it cannot build recorded in ``unbuildable``.
+    pinned templates' images, the subjects of fixtures/deploy) that RECIPES_BY_REPOSITORY builds (a pgbr
+    image with its postgres:<major>), the reason of each it cannot build recorded in ``unbuildable``.
 
     backup-maker is named only through its floating ``:main`` tag; the harness decides the build at
     BACKUP_MAKER_VERSION answers to it. pgbr at the release's PostgreSQL major must be buildable (the
@@ -463,7 +464,7 @@ def release_images(release, binaries: dict[str, Path], debian_codename: str | No
         if build is None or ref in unbuildable:
             continue
         try:
-            recipes.append(build(tag, release, binaries))
+            recipes += build(tag, release, binaries)
         except NoRecipe as exc:
             unbuildable[ref] = str(exc)
     by_name: dict[str, Recipe] = {}
