@@ -36,6 +36,7 @@ from pathlib import Path
 import pytest
 
 from e2e_harness import abandoned
+from e2e_harness.release import load_release
 from tests.child_runs import ChildRun
 
 from .conftest import PROJECT_DIR, control_plane_binaries
@@ -62,6 +63,8 @@ def _named(*names: str):
     return lambda run: run.run_id and run.processes(lambda s: s.comm in names)
 
 
+# the scenario's template: the release's own PostgreSQL one (tests/e2e/conftest.py, release_postgres_template)
+TEMPLATE = f"pg{load_release(PROJECT_DIR / 'release.env', environ={})['POSTGRES_VERSION']}"
 # phase -> (scenario, the phase line on the console, what must be running before SIGINT, the phase it names)
 PHASES = {
     "control-plane": (QUICK, r"backend local: starting the cluster \.\.\.$", _named("kube-apiserver"),
@@ -74,12 +77,15 @@ PHASES = {
     "deploy": (QUICK, r"skaffold: deploying the backup-maker-controller \.\.\.$",
                _named("skaffold"), "backend local: deploying the release > skaffold: deploying the "
                                    "backup-maker-controller"),
-    "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod, "backup of ScheduledBackup "),
-    "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod, "restore of ScheduledBackup "),
+    # a scenario's phases are the lifecycle's (tests/e2e/lifecycle.py): the template, its phase, then the action
+    "backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod,
+                   f"{TEMPLATE}: backup > backup of ScheduledBackup "),
+    "restore-job": (SCENARIO, r"\] restore of ScheduledBackup \S+ \.\.\.$", _in_pod,
+                    f"{TEMPLATE}: restore > restore of ScheduledBackup "),
     "teardown": (QUICK, r"backend local: stopping \.\.\.$", None, "backend local: stopping"),
     # make test's way: two workers share one cluster (prepared by one, removed by the controller)
     "concurrent-backup-job": (SCENARIO, r"\] backup of ScheduledBackup \S+ \.\.\.$", _in_pod,
-                              "backup of ScheduledBackup "),
+                              f"{TEMPLATE}: backup > backup of ScheduledBackup "),
 }
 # After an interrupt in a scenario the run tears down; a second SIGINT then must not cut that short.
 AGAIN = {"restore-job"}
