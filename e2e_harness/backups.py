@@ -46,6 +46,7 @@ SCHEDULED_TIMEOUT = 60      # the controller retries every few seconds; True too
 RENDER_TIMEOUT = 60         # action processed and its Job created
 JOB_TIMEOUT = 300           # a backup Job took 3 s by hand; the pods' activeDeadlineSeconds is 3600
 HEALTH_TIMEOUT = 60         # the observer re-checks every 10 s
+REFUSED_AFTER = 20          # a Job still without pods this long while the API refuses them (FailedCreate) never runs
 GPG_TIMEOUT = 60
 POKE_ANNOTATION = "e2e-harness.riotkit.org/poke"
 POKE_INTERVAL = 1.0
@@ -53,6 +54,22 @@ POKE_INTERVAL = 1.0
 
 class BackupError(AssertionError):
     """A step of a backup or restore did not happen as a scenario requires; says what was seen."""
+
+
+class PodsRefused(BackupError):
+    """The API refuses to create a Job's pods (a missing ServiceAccount, a quota): the Job would never finish."""
+
+
+def refusal(job: dict, events: list[dict]) -> str:
+    """Why the API refuses to create the pods of ``job``: the last FailedCreate message among ``events``
+    for it, while it has no pod at all ('' otherwise)."""
+    status = job.get("status") or {}
+    if any(status.get(count) for count in ("active", "succeeded", "failed", "terminating")):
+        return ""
+    name = job["metadata"]["name"]
+    refused = [e for e in events if e.get("reason") == "FailedCreate"
+               and (e.get("involvedObject") or {}).get("kind") == "Job" and e["involvedObject"].get("name") == name]
+    return refused[-1].get("message") or "FailedCreate" if refused else ""
 
 
 @dataclass(frozen=True)
@@ -279,7 +296,7 @@ class Backups:
         rendered_at = time.monotonic()
         job = self._find_job(rendered, name)
         job_name = job["metadata"]["name"]
-        job = self.kube.wait_for("batch/v1", "Job", job_name, self._alive(job_finished),
+        job = self.kube.wait_for("batch/v1", "Job", job_name, self._until_finished(job_name),
                                  namespace=self.namespace, timeout=JOB_TIMEOUT,
                                  what=f"Job {self.namespace}/{job_name} ({action} of {scheduled}) to be Complete or Failed",
                                  where=f"the pods of Job {job_name} and their logs")
@@ -318,7 +335,7 @@ class Backups:
                                                             "name": cronjob["metadata"]["name"],
                                                             "uid": cronjob["metadata"]["uid"], "controller": True}]},
                           "spec": template["spec"]}])
-        job = self.kube.wait_for("batch/v1", "Job", name, self._alive(job_finished), namespace=self.namespace,
+        job = self.kube.wait_for("batch/v1", "Job", name, self._until_finished(name), namespace=self.namespace,
                                  timeout=JOB_TIMEOUT, what=f"Job {self.namespace}/{name} (from CronJob "
                                  f"{cronjob['metadata']['name']}) to be Complete or Failed",
                                  where=f"the pods of Job {name} and their logs")
@@ -369,6 +386,20 @@ class Backups:
             return Observation(done, state, obj)
 
         return poll_until(check, what=what, timeout=timeout, interval=POKE_INTERVAL, where=where).value
+
+    def _until_finished(self, job_name: str):
+        """The Job wait's check: done when the Job is Complete or Failed; PodsRefused when, REFUSED_AFTER
+        seconds on, it has no pod and its events show the API refusing to create one (it would never finish)."""
+        since = time.monotonic()
+
+        def check(obj: dict | None) -> tuple[bool, str]:
+            done, state = job_finished(obj)
+            if not done and obj is not None and time.monotonic() - since >= REFUSED_AFTER:
+                if why := refusal(obj, self.kube.events(self.namespace)):
+                    raise PodsRefused(f"Job {self.namespace}/{job_name} has no pod after {REFUSED_AFTER}s or more: the "
+                                      f"API refuses to create them (FailedCreate): {why}")
+            return done, state
+        return self._alive(check)
 
     def _alive(self, condition):
         """A wait condition that first checks the backend's components, so a dead one fails the wait now."""

@@ -9,8 +9,9 @@ dumps (e2e_harness/subjects.py); which deployed subject a template gets follows 
 
 A family's files (``withFiles`` of the gitea/passbolt/wordpress templates, the tar template's
 path) live in claims that the definition's volumeMounts name; the case supplies the claims as
-``HelmValues.extraVolumes``. Adding a family (say MongoDB) is one ``Family`` in ``REGISTRY``
-(and, for a database, its subject kind and manifest).
+``HelmValues.extraVolumes``. The kubectl family's subject is Kubernetes objects in a namespace of
+its own (e2e_harness/kube_objects.py), removed by its ``close`` when the case ends. Adding a family
+(say MongoDB) is one ``Family`` in ``REGISTRY`` (and, for a database, its subject kind and manifest).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from .file_trees import SEED_TEXT, FileTrees
+from .kube_objects import KubectlSubject
 
 if TYPE_CHECKING:
     from .templates import TemplateDefinition
@@ -192,9 +194,7 @@ REGISTRY = (
     Family("postgres", "postgres.tmpl", ("postgres",), PostgresSubject),
     Family("mysql", "mysql-dump.tmpl", ("mariadb", "mysql"), MySQLSubject),
     Family("tar", "tar.tmpl", (), TarSubject),
-    Family("kubectl", "kubectl.tmpl", (), None,
-           missing="the harness has no subject and restore check for the kubectl family yet (it backs up "
-                   "Kubernetes objects with `kubectl`)"),
+    Family("kubectl", "kubectl.tmpl", (), KubectlSubject),
 )
 BY_SCRIPT = {family.script: family for family in REGISTRY}
 

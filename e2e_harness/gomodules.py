@@ -195,6 +195,9 @@ class Pinned:
     ldflags: str = ""
     tags: tuple[str, ...] = ()
     recipe: str = ""   # when set: recorded beside the build, which counts only for the same recipe
+    # replace directives added to the module's own, (old module, "new module version"): for a dependency
+    # whose import path the Go module proxy no longer serves (a dead vanity host); put them in ``recipe`` too
+    replaces: tuple[tuple[str, str], ...] = ()
 
     @property
     def root(self) -> Path:
@@ -254,7 +257,8 @@ def find_or_build(target: Pinned, *, elsewhere: Callable[[str], Iterable[Path]] 
                  f"(once; cached in {bin_dir}{how_long})")
         try:
             build(target.module, target.version, [b.package for b in target.binaries], bin_dir,
-                  replaces=module_replaces(target.module, target.version), ldflags=target.ldflags,
+                  replaces={**module_replaces(target.module, target.version), **dict(target.replaces)},
+                  ldflags=target.ldflags,
                   outputs={b.package: b.name for b in target.binaries}, tags=target.tags, timeout=timeout)
         except GoModuleError as exc:
             raise fail(f"{failed} failed: {exc}") from None

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from e2e_harness import families, progress, subjects
-from e2e_harness.backups import ActionResult, Backups, GpgKeys, make_gpg_keys
+from e2e_harness.backups import ActionResult, Backups, GpgKeys, PodsRefused, make_gpg_keys
 from e2e_harness.known_defects import raise_if_hit, template_defects
 from e2e_harness.server_api import BackupServer
 from e2e_harness.templates import TemplateDefinition
@@ -45,8 +45,10 @@ class BackupCase:
     results: list[ActionResult] = field(default_factory=list)
 
     def run(self, action: str) -> ActionResult:
-        """Run ``action``; a failed Job whose log shows a known defect of this case raises KnownDefectHit."""
-        result = self.backups.run(action, self.name)
+        """Run ``action``; a failed Job whose log shows a known defect of this case raises KnownDefectHit (so do
+        refused pods whose reason does)."""
+        with self._refusals():
+            result = self.backups.run(action, self.name)
         self.results.append(result)
         if result.job_outcome == "Failed":
             raise_if_hit(self.defects, result.logs, self.backups.occurrences)
@@ -60,11 +62,21 @@ class BackupCase:
 
     def run_scheduled(self) -> ActionResult:
         """A Job of the ScheduledBackup's CronJob, as its schedule makes it (known defects as in ``run``)."""
-        result = self.backups.run_scheduled(self.name)
+        with self._refusals():
+            result = self.backups.run_scheduled(self.name)
         self.results.append(result)
         if result.job_outcome == "Failed":
             raise_if_hit(self.defects, result.logs, self.backups.occurrences)
         return result
+
+    @contextmanager
+    def _refusals(self) -> Iterator[None]:
+        """A Job whose pods the API refuses: KnownDefectHit when the reason is a known defect's symptom."""
+        try:
+            yield
+        except PodsRefused as exc:
+            raise_if_hit(self.defects, str(exc), self.backups.occurrences)
+            raise
 
     def versions(self) -> list[dict]:
         return self.server.client.versions(self.admin_token, self.collection)
@@ -146,6 +158,7 @@ class CaseMaker:
         self.known_defects = known_defects
         self.databases: list = []
         self.cluster_templates: list[str] = []
+        self.subjects: list = []   # closed at the end when they have ``close()`` (the kubectl family's namespace)
 
     def make(self, definition: TemplateDefinition, *, cluster_template: bool = False, token: str | None = None,
              create_keys: bool = False, cron: dict | None = None, limits: dict | None = None,
@@ -161,6 +174,7 @@ class CaseMaker:
         if family.make_subject is None:
             pytest.skip(f"template {definition.name}: {family.missing}")
         subject = family.make_subject(definition, self._database(definition, family), self.trees, **options)
+        self.subjects.append(subject)
         collection = self.server.collection(**(limits or {}))
         admin_token = self.server.role_token(["collectionManager"])
         uploader = token if token is not None else self.server.role_token(["backupUploader", "backupDownloader"])
@@ -210,3 +224,6 @@ class CaseMaker:
             self.cluster.kube.delete("riotkit.org/v1alpha1", "ClusterBackupProcedureTemplate", name)
         for database in self.databases:
             database.drop()
+        for subject in self.subjects:
+            if hasattr(subject, "close"):
+                subject.close()

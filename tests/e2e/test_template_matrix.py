@@ -27,3 +27,9 @@ def test_restore_into_the_database_named_in_params(backup_case, procedure_templa
 def test_backup_and_restore_of_a_single_file(backup_case, procedure_template):
     """``path`` names one file (the template has a branch for it)."""
     lifecycle.round_trip(backup_case(procedure_template, single_file=True))
+
+
+@pytest.mark.template_family("kubectl")
+def test_backup_with_only_what_the_controller_applies(backup_case, procedure_template):
+    """The template's plain use: its Job's ServiceAccount is left to the release (the main case supplies it)."""
+    lifecycle.round_trip(backup_case(procedure_template, service_account=False))

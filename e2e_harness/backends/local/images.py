@@ -14,7 +14,9 @@ files the harness writes, plus an image config. This module
   ``flock``: two runs building the same image build it once, and an entry is always whole.
   A Debian rootfs is cached the same way on its own (``rootfs-<suite>-<key>/``: the gzipped
   layer and its package versions), so images on the same rootfs (postgres and pgbr) share
-  one layer, built once. Rootfs images record their Debian package versions
+  one layer, built once. Its key holds the suite, packages, hooks, the archive lines when a
+  rootfs names its own (``mirrors``) and the pinned downloads unpacked into it (``unpack``,
+  by sha256; fetched by ``e2e_harness.downloads``). Rootfs images record their Debian package versions
   (``packages.json``) so a report can name what ran. Nothing expires: a rootfs keeps the
   package versions it was built with until its directory is removed;
 * pushes a layout to a registry with ``skopeo`` (plain http) and returns the manifest digest,
@@ -30,10 +32,13 @@ import json
 import logging
 import os
 import platform
+import shlex
 import shutil
 import tarfile
 import tempfile
 import time
+import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
@@ -43,6 +48,7 @@ import requests
 from ... import progress
 from ...commands import CommandError, run
 from ...gomodules import cache_root
+from ...downloads import DownloadError, Pinned, fetch, verify
 from ...locks import exclusive
 from ...waiting import Observation, poll_until
 
@@ -154,11 +160,26 @@ class Compressed:
 
 
 @dataclass(frozen=True)
+class Unpacked:
+    """A pinned download unpacked into a rootfs after its packages, before its customize hooks: a .tar.gz,
+    or (``member``) a .tar.gz inside the downloaded zip (a Python wheel), checked by ``member_sha256``."""
+
+    download: Pinned
+    into: str                       # a directory of the rootfs (made if missing); entries owned by root
+    member: str = ""
+    member_sha256: str = ""
+    strip_components: int = 0
+
+
+@dataclass(frozen=True)
 class Rootfs:
     """A Debian root filesystem made by ``mmdebstrap --variant=<variant> <suite>``, as the first layer.
 
     Hooks are shell commands mmdebstrap runs with the rootfs as ``$1`` (as root: ``chroot "$1" ...``):
     ``essential_hooks`` after the Essential packages, before ``packages``; ``customize_hooks`` at the end.
+    ``mirrors``: the archive lines mmdebstrap takes after the suite and target (``deb <uri> <suite>
+    <components>``), replacing its default (deb.debian.org, the suite's main): e.g. a suite with its
+    security updates. ``unpack``: pinned downloads put into the rootfs (``Unpacked``).
     """
 
     suite: str
@@ -167,6 +188,17 @@ class Rootfs:
     essential_hooks: tuple[str, ...] = ()
     customize_hooks: tuple[str, ...] = ()
     slim: bool = True
+    mirrors: tuple[str, ...] = ()
+    unpack: tuple[Unpacked, ...] = ()
+
+    def key_inputs(self) -> dict:
+        """What shapes the rootfs, for cache keys. Fields added later count only when set, so a rootfs
+        without them keeps the key (and the cached image) it had."""
+        inputs = asdict(self)
+        for added in ("mirrors", "unpack"):
+            if not inputs[added]:
+                del inputs[added]
+        return inputs
 
 
 @dataclass(frozen=True)
@@ -224,7 +256,7 @@ class Recipe:
 
     def inputs(self) -> dict:
         return {"format": LAYOUT_FORMAT, "name": self.name, "refs": list(self.refs),
-                "rootfs": asdict(self.rootfs) if self.rootfs else None,
+                "rootfs": self.rootfs.key_inputs() if self.rootfs else None,
                 "layers": [{"comment": layer.comment, "parents": layer.parents,
                             "entries": [_describe(e) for e in _expand(layer)]} for layer in self.layers],
                 "config": self.config.as_oci(), "architecture": architecture()}
@@ -553,14 +585,18 @@ def _build_into(recipe: Recipe, inputs: dict, key: str, out: Path, images: Path)
 
 
 def _rootfs_inputs(rootfs: Rootfs) -> dict:
-    return {"format": LAYOUT_FORMAT, "rootfs": asdict(rootfs), "architecture": architecture(),
+    return {"format": LAYOUT_FORMAT, "rootfs": rootfs.key_inputs(), "architecture": architecture(),
             "slim": list(SLIM_DPKG_OPTIONS) if rootfs.slim else [], "dropped": list(ROOTFS_DROPPED)}
 
 
 def _build_rootfs(rootfs: Rootfs, out: Path, for_image: str) -> None:
     """A rootfs layer (gzipped tar, its diff_id) and its package versions, shared by the images made on it."""
     raw = out / "rootfs.raw.tar"
-    _mmdebstrap(rootfs, raw, for_image)
+    scratch = out / "unpack"
+    try:
+        _mmdebstrap(rootfs, raw, for_image, _unpack_hooks(rootfs, scratch, for_image))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     tar = out / "rootfs.tar"
     packages = dpkg_versions(_rootfs_layer(raw, tar))
     raw.unlink()
@@ -587,10 +623,41 @@ def _load(entry: Path, fresh: bool) -> BuiltImage:
 
 def mmdebstrap_summary(rootfs: Rootfs) -> str:
     added = f" + {', '.join(rootfs.packages)}" if rootfs.packages else ""
-    return f"mmdebstrap --variant={rootfs.variant} {rootfs.suite}{added}"
+    mirrors = f" from {'; '.join(rootfs.mirrors)}" if rootfs.mirrors else ""
+    unpacked = "".join(f"; {u.download.name}{f':{u.member}' if u.member else ''} unpacked into /{u.into.strip('/')}"
+                       for u in rootfs.unpack)
+    return f"mmdebstrap --variant={rootfs.variant} {rootfs.suite}{added}{mirrors}{unpacked}"
 
 
-def _mmdebstrap(rootfs: Rootfs, out: Path, name: str) -> None:
+def _unpack_hooks(rootfs: Rootfs, scratch: Path, name: str) -> list[str]:
+    """The rootfs's pinned downloads fetched (cached, verified) and a customize hook unpacking each."""
+    hooks = []
+    for number, unpacked in enumerate(rootfs.unpack):
+        try:
+            archive = fetch(unpacked.download)
+            if unpacked.member:
+                scratch.mkdir(parents=True, exist_ok=True)
+                archive = _zip_member(archive, unpacked.member, scratch / f"{number}.tar.gz")
+                if unpacked.member_sha256:
+                    verify(archive, unpacked.member_sha256, f"{unpacked.member} of {unpacked.download.url}")
+        except DownloadError as exc:
+            raise ImageError(f"image {name}: {exc}") from None
+        into = '"$1/' + unpacked.into.strip("/") + '"'
+        hooks.append(f"mkdir -p {into} && tar -xzf {shlex.quote(str(archive))} --no-same-owner "
+                     f"--strip-components={unpacked.strip_components} -C {into}")
+    return hooks
+
+
+def _zip_member(archive: Path, member: str, out: Path) -> Path:
+    try:
+        with zipfile.ZipFile(archive) as wheel, wheel.open(member) as source, open(out, "wb") as dest:
+            shutil.copyfileobj(source, dest, 1 << 20)
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise DownloadError(f"{archive}: no {member} in it ({exc})") from None
+    return out
+
+
+def _mmdebstrap(rootfs: Rootfs, out: Path, name: str, first_customize_hooks: Sequence[str] = ()) -> None:
     if shutil.which("mmdebstrap") is None:
         raise ImageError(f"image {name} needs a Debian root filesystem, made with mmdebstrap, which is not "
                          "installed; install it: apt-get install mmdebstrap")
@@ -603,8 +670,8 @@ def _mmdebstrap(rootfs: Rootfs, out: Path, name: str) -> None:
     if rootfs.slim:
         args += [f"--dpkgopt={option}" for option in SLIM_DPKG_OPTIONS]
     args += [f"--essential-hook={hook}" for hook in rootfs.essential_hooks]
-    args += [f"--customize-hook={hook}" for hook in rootfs.customize_hooks]
-    args += [rootfs.suite, str(out)]
+    args += [f"--customize-hook={hook}" for hook in (*first_customize_hooks, *rootfs.customize_hooks)]
+    args += [rootfs.suite, str(out), *rootfs.mirrors]
     try:
         with progress.step(f"image {name}: {mmdebstrap_summary(rootfs)}"):
             run(args, timeout=BUILD_TIMEOUT, what=f"building the root filesystem of image {name}")
