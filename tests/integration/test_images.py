@@ -355,3 +355,45 @@ def test_postgres_of_another_major_serves_and_its_own_client_tools_dump_and_rest
         assert rows.stdout.split("\n")[:2] == ["Metropolis", "Modern Times"], rows
     finally:
         container.stop()
+
+
+KUBECTL_IMAGE_CHECKS = r"""
+import json, subprocess, sys
+def run(command, stdin=""):
+    done = subprocess.run(command, shell=True, input=stdin, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{command}: exit {done.returncode}: {done.stderr}")
+    return done.stdout
+served = {"apiVersion": "v1", "kind": "ConfigMap", "data": {"title": "Metropolis"},
+          "metadata": {"name": "movies", "namespace": "db", "uid": "0b0c", "resourceVersion": "42",
+                       "creationTimestamp": "2026-12-02T00:00:00Z", "managedFields": [{"manager": "kubectl"}]}}
+print(json.dumps({
+    "kubectl": json.loads(run("kubectl version --client -o json"))["clientVersion"]["gitVersion"],
+    "neat": json.loads(run("kubectl neat", json.dumps(served))),   # JSON in, JSON out (as the restore pipes)
+    "python": sys.version.split()[0],
+    "tar": run("echo Metropolis > /tmp/m && tar -zcf /tmp/m.tgz -C /tmp m && tar -zxOf /tmp/m.tgz m").strip(),
+    "bash": run("bash -c 'echo $BASH_VERSION'").strip(),
+}))
+"""
+
+
+@requires("mmdebstrap", "umoci", "runc")
+def test_kubectl_light_image_runs_what_the_kubectl_template_runs(tmp_path):
+    """kubectl-light-image at each pinned tag: its kubectl is the tag's version, ``kubectl neat`` (as the
+    restore script pipes objects through it) strips server-set fields, python3 of upstream's minor, and the
+    tar/gzip and bash the scripts call. The binaries come from ``make local-binaries``' cache."""
+    from e2e_harness.backends.local import kubectl_image
+
+    for tag, pin in kubectl_image.KUBECTL_LIGHT_IMAGES.items():
+        built = images.build(kubectl_image.build_recipe(tag))
+        container = Container(tmp_path / tag, built, ["-c", KUBECTL_IMAGE_CHECKS], [])
+        try:
+            assert container.wait_exit(timeout=120) == 0, container.log()
+            seen = json.loads(container.log().strip().splitlines()[-1])
+        finally:
+            container.stop()
+        assert seen["kubectl"] == pin.kubectl
+        assert seen["neat"] == {"apiVersion": "v1", "kind": "ConfigMap", "data": {"title": "Metropolis"},
+                                "metadata": {"name": "movies", "namespace": "db"}}
+        assert seen["python"].startswith(pin.python + ".")
+        assert seen["tar"] == "Metropolis" and seen["bash"]
