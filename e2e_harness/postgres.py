@@ -43,9 +43,33 @@ def create_database(admin: PostgresAddress, dbname: str, owner: str | None = Non
 
 
 def drop_database(admin: PostgresAddress, dbname: str) -> None:
-    """Drop it even while sessions are connected (a restore may have left one)."""
+    """Drop it even while sessions are connected (a restore may have left one): its sessions are ended first,
+    as ``DROP DATABASE ... WITH (FORCE)`` does on PostgreSQL 13+ (12 has no FORCE); none can start between,
+    as only the harness connects to a scenario's database."""
     with admin.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                     "pg_backend_pid()", (dbname,))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
+
+
+# The database pgbr's restore connects through (br-pgbr cmd/db/restore.go, createTechnicalDatabase).
+PGBR_CONNECTION_DATABASE = "br_empty_conn_db"
+
+
+def ensure_pgbr_connection_database(admin: PostgresAddress) -> None:
+    """Create pgbr's connection database on a subject server once, before any restore.
+
+    pgbr 1.0.0-rc1 checks whether it exists and then creates it, not atomically: two restores starting at
+    once on a server that has none both create it and one fails ("Cannot create database that would be used
+    technically as connection database: ... duplicate key value violates unique constraint
+    pg_database_datname_index"), seen with the pg12, gitea-pg12 and passbolt-pg12 cases running together.
+    Scenarios run concurrently by the harness's choice, so the harness makes the server as a second
+    restore finds it; pgbr itself is not changed."""
+    with admin.connect(autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(PGBR_CONNECTION_DATABASE)))
+        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            pass   # made by another scenario, or by a restore
 
 
 def table_checksum(address: PostgresAddress) -> dict[str, str]:
@@ -80,6 +104,7 @@ class SubjectDatabase:
 
     @classmethod
     def create(cls, admin_from_tests: PostgresAddress, admin_in_pods: PostgresAddress, dbname: str) -> "SubjectDatabase":
+        ensure_pgbr_connection_database(admin_from_tests)
         create_database(admin_from_tests, dbname)
         return cls(admin_from_tests.for_database(dbname), admin_in_pods.for_database(dbname))
 

