@@ -396,19 +396,11 @@ def mariadb(major: str) -> Recipe:
     archive = MARIADB_ARCHIVES.get(major)
     if archive is None:
         raise NoRecipe(f"no image recipe can build MariaDB {major} here: {MARIADB_UNAVAILABLE}")
-    rootfs = archive.rootfs(("mariadb-server", "mariadb-client"),
-                            essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
-                            # the package's postinst made system tables: the entrypoint initialises an empty datadir
-                            customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
-    layer = Layer((File("usr/local/bin/docker-entrypoint.sh", MARIADB_ENTRYPOINT.encode(), 0o755),
-                   File("usr/local/bin/healthcheck.sh", MARIADB_HEALTHCHECK.encode(), 0o755),
-                   File("etc/mysql/mariadb.conf.d/99-container.cnf",
-                        b"# e2e harness: a server in a container listens on every address, resolves no names\n"
-                        b"[mariadbd]\nbind-address = 0.0.0.0\nskip-name-resolve\n"),
-                   Dir("docker-entrypoint-initdb.d"),
-                   Dir("var/lib/mysql", 0o755, MYSQL_UID, MYSQL_UID),
-                   Dir("run/mysqld", 0o755, MYSQL_UID, MYSQL_UID)),
-                  "mariadb entrypoint and healthcheck (the harness's), listen on 0.0.0.0")
+    rootfs = _sql_server_rootfs(archive, ("mariadb-server", "mariadb-client"))
+    layer = _sql_server_layer((File("usr/local/bin/docker-entrypoint.sh", MARIADB_ENTRYPOINT.encode(), 0o755),
+                               File("usr/local/bin/healthcheck.sh", MARIADB_HEALTHCHECK.encode(), 0o755),
+                               File("etc/mysql/mariadb.conf.d/99-container.cnf", _listen_everywhere("mariadbd"))),
+                              "mariadb entrypoint and healthcheck (the harness's), listen on 0.0.0.0")
     config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("mariadbd",), env=(DEFAULT_PATH, "LANG=C.UTF-8"),
                          exposed_ports=("3306/tcp",), volumes=("/var/lib/mysql",))
     return Recipe(f"mariadb-{major}", (f"library/mariadb:{major}", f"library/mariadb:{major}-rc"), config,
@@ -424,23 +416,35 @@ def mysql(version: str) -> Recipe:
     archive = MYSQL_ARCHIVES.get(version)
     if archive is None:
         raise NoRecipe(f"no image recipe can build MySQL {version} here: {MYSQL_UNAVAILABLE}")
-    rootfs = archive.rootfs((f"mysql-server-{version}", f"mysql-client-{version}"),
-                            essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
-                            # the package's postinst made a datadir: the entrypoint initialises an empty one
-                            customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
-    layer = Layer((File("usr/local/bin/docker-entrypoint.sh", MYSQL_ENTRYPOINT.encode(), 0o755),
-                   # read after the package's mysqld.cnf (bind-address = 127.0.0.1): the files go in name order
-                   File("etc/mysql/mysql.conf.d/zz-container.cnf",
-                        b"# e2e harness: a server in a container listens on every address, resolves no names\n"
-                        b"[mysqld]\nbind-address = 0.0.0.0\nmysqlx-bind-address = 0.0.0.0\nskip-name-resolve\n"),
-                   Dir("docker-entrypoint-initdb.d"),
-                   Dir("var/lib/mysql", 0o755, MYSQL_UID, MYSQL_UID),
-                   Dir("run/mysqld", 0o755, MYSQL_UID, MYSQL_UID)),
-                  "mysql entrypoint (the harness's), listen on 0.0.0.0")
+    rootfs = _sql_server_rootfs(archive, (f"mysql-server-{version}", f"mysql-client-{version}"))
+    layer = _sql_server_layer((File("usr/local/bin/docker-entrypoint.sh", MYSQL_ENTRYPOINT.encode(), 0o755),
+                               # read after the package's mysqld.cnf (bind-address = 127.0.0.1): name order
+                               File("etc/mysql/mysql.conf.d/zz-container.cnf",
+                                    _listen_everywhere("mysqld", "mysqlx-bind-address = 0.0.0.0\n"))),
+                              "mysql entrypoint (the harness's), listen on 0.0.0.0")
     config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("mysqld",), env=(DEFAULT_PATH, "LANG=C.UTF-8"),
                          exposed_ports=("3306/tcp", "33060/tcp"), volumes=("/var/lib/mysql",))
     return Recipe(f"mysql-{version}", (f"library/mysql:{version}", f"library/mysql:{version}-debian"), config,
                   (layer,), rootfs, description=f"{archive.title} mysql-server-{version}")
+
+
+def _sql_server_rootfs(archive: Archive, packages: tuple[str, ...]) -> Rootfs:
+    """MariaDB's or MySQL's packages, its mysql user made first with the official images' id."""
+    return archive.rootfs(packages,
+                          essential_hooks=(_system_user("mysql", MYSQL_UID, "/var/lib/mysql", "/bin/false"),),
+                          # the package's postinst made a datadir: the entrypoint initialises an empty one
+                          customize_hooks=('find "$1/var/lib/mysql" -mindepth 1 -delete',))
+
+
+def _sql_server_layer(files: tuple[File, ...], comment: str) -> Layer:
+    """The harness's files of a MariaDB or MySQL image, with the directories its entrypoint uses."""
+    return Layer((*files, Dir("docker-entrypoint-initdb.d"), Dir("var/lib/mysql", 0o755, MYSQL_UID, MYSQL_UID),
+                  Dir("run/mysqld", 0o755, MYSQL_UID, MYSQL_UID)), comment)
+
+
+def _listen_everywhere(section: str, extra: str = "") -> bytes:
+    return (f"# e2e harness: a server in a container listens on every address, resolves no names\n"
+            f"[{section}]\nbind-address = 0.0.0.0\n{extra}skip-name-resolve\n").encode()
 
 
 def backup_maker(binary: Path, bm_version: str) -> Recipe:
@@ -644,18 +648,17 @@ fi
 exec "$@"
 """
 
-MARIADB_ENTRYPOINT = r"""#!/bin/bash
-# Entrypoint of the e2e harness's mariadb image (written for the harness, not the official one).
-# The official image's documented environment, each also as MYSQL_*: MARIADB_ROOT_PASSWORD (or
-# MARIADB_ALLOW_EMPTY_ROOT_PASSWORD / MYSQL_ALLOW_EMPTY_PASSWORD, or MARIADB_RANDOM_ROOT_PASSWORD),
-# MARIADB_ROOT_HOST (%), MARIADB_DATABASE, MARIADB_USER + MARIADB_PASSWORD (granted the database),
+# The entrypoint of the harness's mariadb and mysql images: one script, the products' differences filled in.
+SQL_SERVER_ENTRYPOINT = r"""#!/bin/bash
+# Entrypoint of the e2e harness's @PRODUCT@ image (written for the harness, not the official one).
+# The official image's documented environment: @ENVIRONMENT@,
 # and /docker-entrypoint-initdb.d (*.sh sourced, *.sql and *.sql.gz run). An empty datadir is
-# initialised as the mysql user; then mariadbd runs (on 0.0.0.0:3306, see 99-container.cnf).
+# initialised as the mysql user; then @SERVER@ runs (on 0.0.0.0:3306, see the container's .cnf).
 set -Eeuo pipefail
 shopt -s nullglob
 
-if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- mariadbd "$@"; fi   # options only: mariadbd's
-case "$1" in mariadbd|mysqld) ;; *) exec "$@" ;; esac
+if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- @SERVER@ "$@"; fi   # options only: @SERVER@'s
+case "$1" in @SERVERS@) ;; *) exec "$@" ;; esac
 datadir=/var/lib/mysql
 socket=/run/mysqld/mysqld.sock
 
@@ -665,22 +668,24 @@ if [ "$(id -u)" = 0 ]; then   # make the datadir and socket directory mysql's, a
     exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
 fi
 
-setting() {   # MARIADB_<name>, else MYSQL_<name>
-    local mariadb="MARIADB_$1" mysql="MYSQL_$1"
-    printf '%s' "${!mariadb:-${!mysql:-}}"
+setting() {   # <PREFIX>_<name> for the first of the product's prefixes that is set
+    local prefix name
+    for prefix in @PREFIXES@; do
+        name="${prefix}_$1"
+        if [ -n "${!name:-}" ]; then printf '%s' "${!name}"; return; fi
+    done
 }
 sql_string() { local s="${1//\\/\\\\}"; s="${s//\'/\\\'}"; printf "'%s'" "$s"; }
 sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
 
 if [ ! -d "$datadir/mysql" ]; then
     root_password="$(setting ROOT_PASSWORD)"
-    allow_empty="${MARIADB_ALLOW_EMPTY_ROOT_PASSWORD:-${MYSQL_ALLOW_EMPTY_PASSWORD:-}}"
+    allow_empty="@ALLOW_EMPTY@"
     if [ -z "$root_password" ] && [ -n "$(setting RANDOM_ROOT_PASSWORD)" ]; then
         root_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-        echo "mariadb entrypoint: generated root password: $root_password"
+        echo "@PRODUCT@ entrypoint: generated root password: $root_password"
     elif [ -z "$root_password" ] && [ -z "$allow_empty" ]; then
-        echo >&2 "mariadb entrypoint: $datadir is empty and no root password is set; set MARIADB_ROOT_PASSWORD" \
-                 "(or MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1, or MARIADB_RANDOM_ROOT_PASSWORD=1)"
+        echo >&2 "@PRODUCT@ entrypoint: $datadir is empty and no root password is set; set @ROOT_PASSWORD@"
         exit 1
     fi
     root_host="$(setting ROOT_HOST)"
@@ -689,26 +694,22 @@ if [ ! -d "$datadir/mysql" ]; then
     user="$(setting USER)"
     password="$(setting PASSWORD)"
 
-    # grants by address; --force: no need for the container's name (or localhost) to resolve
-    mariadb-install-db --datadir="$datadir" --skip-test-db --skip-name-resolve --force \
-        --auth-root-authentication-method=normal
-    mariadbd --skip-networking --socket="$socket" "${@:2}" &   # for the set-up only: no network
+    @INSTALL@
+    @SERVER@ --skip-networking --socket="$socket" "${@:2}" &   # for the set-up only: no network
     pid=$!
-    client=(mariadb --no-defaults --protocol=socket --socket="$socket" --user=root)
+    client=(@CLIENT@ --no-defaults --protocol=socket --socket="$socket" --user=root)
     for attempt in $(seq 60); do   # bounded: 60 s
-        if mariadb-admin --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2> /dev/null; then
+        if @ADMIN@ --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2> /dev/null; then
             break
         fi
         if ! kill -0 "$pid" 2> /dev/null || [ "$attempt" = 60 ]; then
-            echo >&2 "mariadb entrypoint: the server for the set-up did not start (its log is above)"
+            echo >&2 "@PRODUCT@ entrypoint: the server for the set-up did not start (its log is above)"
             exit 1
         fi
         sleep 1
     done
     {
-        # mariadb-install-db's anonymous and root@<address/hostname> accounts (without passwords) go
-        echo "DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host <> 'localhost');"
-        echo "DELETE FROM mysql.proxies_priv WHERE Host <> 'localhost';"
+@CLEANUP_SQL@
         echo "FLUSH PRIVILEGES;"
         echo "ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$root_password");"
         if [ "$root_host" != localhost ]; then
@@ -728,21 +729,56 @@ if [ ! -d "$datadir/mysql" ]; then
     export MYSQL_PWD="$root_password"
     for script in /docker-entrypoint-initdb.d/*; do
         case "$script" in
-            *.sh)     echo "mariadb entrypoint: sourcing $script"; . "$script" ;;
-            *.sql)    echo "mariadb entrypoint: running $script"; "${client[@]}" ${database:+"$database"} < "$script" ;;
-            *.sql.gz) echo "mariadb entrypoint: running $script"; gzip -dc "$script" | "${client[@]}" ${database:+"$database"} ;;
-            *)        echo "mariadb entrypoint: ignoring $script" ;;
+            *.sh)     echo "@PRODUCT@ entrypoint: sourcing $script"; . "$script" ;;
+            *.sql)    echo "@PRODUCT@ entrypoint: running $script"; "${client[@]}" ${database:+"$database"} < "$script" ;;
+            *.sql.gz) echo "@PRODUCT@ entrypoint: running $script"; gzip -dc "$script" | "${client[@]}" ${database:+"$database"} ;;
+            *)        echo "@PRODUCT@ entrypoint: ignoring $script" ;;
         esac
     done
     unset MYSQL_PWD
     kill "$pid"   # SIGTERM: a clean shutdown
     wait "$pid"
-    echo "mariadb entrypoint: initialised $datadir (root@$root_host${database:+, database $database}${user:+, user $user})"
+    echo "@PRODUCT@ entrypoint: initialised $datadir (root@$root_host${database:+, database $database}${user:+, user $user})"
 fi
 
 exec "$@"
 """
 
+
+def _sql_server_entrypoint(**filled: str) -> str:
+    script = SQL_SERVER_ENTRYPOINT
+    for name, value in filled.items():
+        script = script.replace(f"@{name.upper()}@", value)
+    left = re.findall(r"@[A-Z_]+@", script)
+    assert not left, f"placeholders not filled: {left}"
+    return script
+
+
+MARIADB_ENTRYPOINT = _sql_server_entrypoint(
+    product="mariadb", server="mariadbd", servers="mariadbd|mysqld", prefixes="MARIADB MYSQL",
+    environment=("each also as MYSQL_*: MARIADB_ROOT_PASSWORD (or\n# MARIADB_ALLOW_EMPTY_ROOT_PASSWORD / "
+                 "MYSQL_ALLOW_EMPTY_PASSWORD, or MARIADB_RANDOM_ROOT_PASSWORD),\n# MARIADB_ROOT_HOST (%), "
+                 "MARIADB_DATABASE, MARIADB_USER + MARIADB_PASSWORD (granted the database)"),
+    allow_empty="${MARIADB_ALLOW_EMPTY_ROOT_PASSWORD:-${MYSQL_ALLOW_EMPTY_PASSWORD:-}}",
+    root_password=("MARIADB_ROOT_PASSWORD\" \\\n                 \"(or MARIADB_ALLOW_EMPTY_ROOT_PASSWORD=1, or "
+                   "MARIADB_RANDOM_ROOT_PASSWORD=1)"),
+    # grants by address; --force: no need for the container's name (or localhost) to resolve
+    install=("mariadb-install-db --datadir=\"$datadir\" --skip-test-db --skip-name-resolve --force \\\n"
+             "        --auth-root-authentication-method=normal"),
+    client="mariadb", admin="mariadb-admin",
+    # mariadb-install-db's anonymous and root@<address/hostname> accounts (without passwords) go
+    cleanup_sql=("        echo \"DELETE FROM mysql.global_priv WHERE User = '' OR (User = 'root' AND Host <> 'localhost');\"\n"
+                 "        echo \"DELETE FROM mysql.proxies_priv WHERE Host <> 'localhost';\""))
+MYSQL_ENTRYPOINT = _sql_server_entrypoint(
+    product="mysql", server="mysqld", servers="mysqld", prefixes="MYSQL",
+    environment=("MYSQL_ROOT_PASSWORD (or MYSQL_ALLOW_EMPTY_PASSWORD, or\n# MYSQL_RANDOM_ROOT_PASSWORD), "
+                 "MYSQL_ROOT_HOST (%), MYSQL_DATABASE, MYSQL_USER + MYSQL_PASSWORD (granted the database)"),
+    allow_empty="${MYSQL_ALLOW_EMPTY_PASSWORD:-}",
+    root_password=("MYSQL_ROOT_PASSWORD\" \\\n                 \"(or MYSQL_ALLOW_EMPTY_PASSWORD=1, or "
+                   "MYSQL_RANDOM_ROOT_PASSWORD=1)"),
+    # --initialize-insecure: root@localhost without a password, set right after; no anonymous accounts
+    install="mysqld --initialize-insecure --datadir=\"$datadir\" --user=mysql",
+    client="mysql", admin="mysqladmin", cleanup_sql="")
 MARIADB_HEALTHCHECK = r"""#!/bin/bash
 # healthcheck.sh of the e2e harness's mariadb image (written for the harness): the checks of the
 # official image's healthcheck.sh that pod specs use, asked on the server's socket as root with the
@@ -773,90 +809,4 @@ for check in "$@"; do
         *) echo "healthcheck: unknown argument $check"; exit 2 ;;
     esac
 done
-"""
-MYSQL_ENTRYPOINT = r"""#!/bin/bash
-# Entrypoint of the e2e harness's mysql image (written for the harness, not the official one).
-# The official image's documented environment: MYSQL_ROOT_PASSWORD (or MYSQL_ALLOW_EMPTY_PASSWORD, or
-# MYSQL_RANDOM_ROOT_PASSWORD), MYSQL_ROOT_HOST (%), MYSQL_DATABASE, MYSQL_USER + MYSQL_PASSWORD (granted the
-# database), and /docker-entrypoint-initdb.d (*.sh sourced, *.sql and *.sql.gz run). An empty datadir is
-# initialised (mysqld --initialize-insecure) as the mysql user; then mysqld runs (0.0.0.0:3306, zz-container.cnf).
-set -Eeuo pipefail
-shopt -s nullglob
-
-if [ "$#" -eq 0 ] || [ "${1:0:1}" = "-" ]; then set -- mysqld "$@"; fi   # options only: mysqld's
-case "$1" in mysqld) ;; *) exec "$@" ;; esac
-datadir=/var/lib/mysql
-socket=/run/mysqld/mysqld.sock
-
-if [ "$(id -u)" = 0 ]; then   # make the datadir and socket directory mysql's, and go on as mysql
-    mkdir -p "$datadir" /run/mysqld
-    chown -R mysql:mysql "$datadir" /run/mysqld
-    exec setpriv --reuid=mysql --regid=mysql --init-groups "${BASH_SOURCE[0]}" "$@"
-fi
-
-sql_string() { local s="${1//\\/\\\\}"; s="${s//\'/\\\'}"; printf "'%s'" "$s"; }
-sql_name() { printf '`%s`' "${1//\`/\`\`}"; }
-
-if [ ! -d "$datadir/mysql" ]; then
-    root_password="${MYSQL_ROOT_PASSWORD:-}"
-    if [ -z "$root_password" ] && [ -n "${MYSQL_RANDOM_ROOT_PASSWORD:-}" ]; then
-        root_password="$(head -c 18 /dev/urandom | base64 | tr -d '/+=')"
-        echo "mysql entrypoint: generated root password: $root_password"
-    elif [ -z "$root_password" ] && [ -z "${MYSQL_ALLOW_EMPTY_PASSWORD:-}" ]; then
-        echo >&2 "mysql entrypoint: $datadir is empty and no root password is set; set MYSQL_ROOT_PASSWORD" \
-                 "(or MYSQL_ALLOW_EMPTY_PASSWORD=1, or MYSQL_RANDOM_ROOT_PASSWORD=1)"
-        exit 1
-    fi
-    root_host="${MYSQL_ROOT_HOST:-%}"
-    database="${MYSQL_DATABASE:-}"
-    user="${MYSQL_USER:-}"
-    password="${MYSQL_PASSWORD:-}"
-
-    mysqld --initialize-insecure --datadir="$datadir" --user=mysql
-    mysqld --skip-networking --socket="$socket" "${@:2}" &   # for the set-up only: no network
-    pid=$!
-    client=(mysql --no-defaults --protocol=socket --socket="$socket" --user=root)
-    for attempt in $(seq 60); do   # bounded: 60 s
-        if mysqladmin --no-defaults --protocol=socket --socket="$socket" --user=root ping --silent 2> /dev/null; then
-            break
-        fi
-        if ! kill -0 "$pid" 2> /dev/null || [ "$attempt" = 60 ]; then
-            echo >&2 "mysql entrypoint: the server for the set-up did not start (its log is above)"
-            exit 1
-        fi
-        sleep 1
-    done
-    {
-        echo "ALTER USER 'root'@'localhost' IDENTIFIED BY $(sql_string "$root_password");"
-        if [ "$root_host" != localhost ]; then
-            echo "CREATE USER 'root'@$(sql_string "$root_host") IDENTIFIED BY $(sql_string "$root_password");"
-            echo "GRANT ALL PRIVILEGES ON *.* TO 'root'@$(sql_string "$root_host") WITH GRANT OPTION;"
-        fi
-        if [ -n "$database" ]; then
-            echo "CREATE DATABASE IF NOT EXISTS $(sql_name "$database");"
-        fi
-        if [ -n "$user" ] && [ -n "$password" ]; then
-            echo "CREATE USER $(sql_string "$user")@'%' IDENTIFIED BY $(sql_string "$password");"
-            if [ -n "$database" ]; then
-                echo "GRANT ALL PRIVILEGES ON $(sql_name "$database").* TO $(sql_string "$user")@'%';"
-            fi
-        fi
-        echo "FLUSH PRIVILEGES;"
-    } | "${client[@]}"
-    export MYSQL_PWD="$root_password"
-    for script in /docker-entrypoint-initdb.d/*; do
-        case "$script" in
-            *.sh)     echo "mysql entrypoint: sourcing $script"; . "$script" ;;
-            *.sql)    echo "mysql entrypoint: running $script"; "${client[@]}" ${database:+"$database"} < "$script" ;;
-            *.sql.gz) echo "mysql entrypoint: running $script"; gzip -dc "$script" | "${client[@]}" ${database:+"$database"} ;;
-            *)        echo "mysql entrypoint: ignoring $script" ;;
-        esac
-    done
-    unset MYSQL_PWD
-    kill "$pid"   # SIGTERM: a clean shutdown
-    wait "$pid"
-    echo "mysql entrypoint: initialised $datadir (root@$root_host${database:+, database $database}${user:+, user $user})"
-fi
-
-exec "$@"
 """
