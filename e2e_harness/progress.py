@@ -24,7 +24,11 @@ _write: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=
 _mask: Callable[[str], str] = lambda text: text
 _label: Callable[[], str] = lambda: ""   # who says it: a pytest-xdist worker and its test
 _started = time.monotonic()
-_lock = threading.Lock()
+# Reentrant: a signal handler runs in the main thread between two bytecodes, possibly while that thread holds
+# the lock in say() or step(), and says something itself (interrupts.deferred: "SIGINT received again"). A
+# plain Lock deadlocked the run there, heartbeats included (seen: a second Ctrl-C right after
+# "backend local: stopping ..." left the harness silent until it was killed).
+_lock = threading.RLock()
 _active: list[str] = []                 # the steps in progress, outermost first
 _interrupted_during: str | None = None  # the steps in progress when an interrupt first went through one
 
