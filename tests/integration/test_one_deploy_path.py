@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import pytest
 
 from e2e_harness.backends import Settings, backend_class
+from e2e_harness.backends.local.images import normalise
 from e2e_harness.backends.skaffold import MODULES
 from e2e_harness.commands import run
 from e2e_harness.components import COMPONENTS, SourceResolver, git_mirror_from
@@ -96,6 +97,11 @@ def test_every_backend_gives_a_template_a_subject_of_its_own_database_and_major(
     for image in missing:
         assert local.unhostable_reason(image) == k3d.unhostable_reason(image) == \
             subjects.unserved_reason(image, deployed), image
+    # where the deploy found no build of that version, the local backend's reason also says where it looked
+    local.unbuildable = {normalise("docker.io/library/mariadb:10.5"): "no real build of it is reachable (looked in X)"}
+    assert local.unhostable_reason("docker.io/library/mariadb:10.5") == (
+        subjects.unserved_reason("docker.io/library/mariadb:10.5", deployed)
+        + "; image docker.io/library/mariadb:10.5: no real build of it is reachable (looked in X)")
 
 
 def test_a_build_dir_elsewhere_deploys_its_own_sources(settings, tmp_path):

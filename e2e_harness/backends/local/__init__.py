@@ -224,7 +224,9 @@ class LocalBackend(SkaffoldBackend):
         return parts
 
     def unhostable_reason(self, image: str) -> str | None:
-        if subject := super().unhostable_reason(image):
+        if subject := super().unhostable_reason(image):   # the rule of every backend
+            if normalise(image) in self.unbuildable:   # and why: where a build of it was looked for
+                return f"{subject}; {image_recipes.unhostable_reason(image, self.unbuildable)}"
             return subject
         if normalise(image) in self.images:
             return None

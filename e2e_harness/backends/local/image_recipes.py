@@ -551,12 +551,11 @@ def unhostable_reason(image: str, unbuildable: dict[str, str]) -> str:
     """Why ``image`` (not published by this run) cannot run on the local backend: the template
     matrix's skip reason, as ``release_images`` recorded it."""
     ref = normalise(image)
-    where = "; it runs on the k3d backend"
     if ref in unbuildable:
-        return f"image {image}: {unbuildable[ref]}{where}"
+        return f"image {image}: {unbuildable[ref]}"
     if why := kubectl_image.unhostable(ref):
-        return f"image {image}: {why}{where}"
-    return f"image {image}: no recipe here builds it, and no registry outside this machine is reachable{where}"
+        return f"image {image}: {why}"
+    return f"image {image}: no recipe here builds it, and no registry outside this machine is reachable"
 
 
 def _system_user(name: str, uid: int, home: str, shell: str) -> str:
